@@ -1,0 +1,140 @@
+"""shape_report: run the real forward pass and compare every step's shape with the spec tables.
+
+The shapes are recorded by forward hooks on the modules that `model.py` tags with their spec step,
+so the report checks the code that runs, not a re-implementation of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import spec
+from .model import SkipVAE
+
+
+@dataclass(frozen=True)
+class ShapeRow:
+    """One spec step: what the table says and what the model produced."""
+
+    part: str
+    step: str
+    operation: str
+    spec_shape: object  # (H, W, C) tuple or "Scalar"
+    actual: object  # (H, W, C) tuple, "Scalar", or None if the step never ran
+    note: str = ""
+    by_design: bool = False  # a deliberate, documented deviation from the table (latent="learned" at Step 16)
+
+    @property
+    def match(self) -> bool:
+        return self.spec_shape == self.actual
+
+
+class ShapeReport(list):
+    """A list of ShapeRows that prints as a table (and renders as one in a notebook)."""
+
+    columns = ("part", "step", "operation", "spec (H, W, C)", "actual (H, W, C)", "match", "note")
+
+    @property
+    def all_match(self) -> bool:
+        return all(r.match for r in self)
+
+    @property
+    def mismatches(self) -> list:
+        return [r for r in self if not r.match]
+
+    @property
+    def unexpected(self) -> list:
+        """Mismatches that are not documented deviations: these are bugs."""
+        return [r for r in self if not r.match and not r.by_design]
+
+    def rows(self) -> list:
+        return [(r.part, r.step, r.operation, _fmt(r.spec_shape), _fmt(r.actual),
+                 "yes" if r.match else ("by design" if r.by_design else "NO"), r.note)
+                for r in self]
+
+    def __str__(self) -> str:
+        rows = [self.columns] + self.rows()
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(self.columns))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        out = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        out += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows()]
+        return "\n".join(out)
+
+    def _repr_pretty_(self, p, cycle):  # IPython shows the table, not a list of dataclasses
+        p.text(str(self))
+
+
+def _fmt(shape) -> str:
+    return shape if isinstance(shape, str) or shape is None else "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _hwc(t: torch.Tensor):
+    """(B, C, H, W) -> (H, W, C), the spec's notation; a per-image scalar -> "Scalar"."""
+    if t[0].numel() == 1:
+        return spec.SCALAR
+    _, c, h, w = t.shape
+    return (h, w, c)
+
+
+def _skip_notes(model: SkipVAE) -> dict:
+    """Where each "Add Skip Connection" step's tensor comes from, under this config."""
+    cfg = model.config
+    pools = [r.step for r in spec.ENCODER if r.kind == "pool"]  # Steps 3, 6, 9, 12, 15
+    notes = {}
+    for filters, steps in spec.decoder_stages():
+        level = spec.skip_level(steps[1])
+        if level not in cfg.skip_levels:
+            note = "nothing added (skips=%r)" % (cfg.skips,)
+        elif cfg.skip_source == "z":
+            note = "adds a 1x1 projection of z, upsampled"
+        else:
+            note = "adds the input image" if level == 0 else f"adds encoder {pools[level - 1]} output"
+            if cfg.skip_dropout:
+                note += f" (dropped with p={cfg.skip_dropout} in training)"
+        notes[("decoder", steps[1].step)] = note
+    return notes
+
+
+@torch.no_grad()
+def shape_report(model: SkipVAE, height: int = 64, width: int = 64, channels: int | None = None,
+                 parts: tuple = ("encoder", "decoder")) -> ShapeReport:
+    """One row per spec step (step, operation, spec shape, actual shape, match) for an input of this size."""
+    channels = model.config.in_channels if channels is None else channels
+    x = torch.rand(2, channels, height, width)
+    seen: dict = {}
+
+    def record(key):
+        def hook(module, args, output):
+            seen[key] = _hwc(output[0] if isinstance(output, tuple) else output)
+        return hook
+
+    handles = [m.register_forward_hook(record(m.spec_step)) for m in model.modules() if hasattr(m, "spec_step")]
+    handles.append(model.encoder.register_forward_pre_hook(
+        lambda m, args: seen.__setitem__(("encoder", "Input"), _hwc(args[0]))))
+    handles.append(model.decoder.register_forward_pre_hook(  # z, the latent the decoder receives
+        lambda m, args: seen.__setitem__(("encoder", "Step 17"), _hwc(args[0]))))
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+    notes = _skip_notes(model)
+    learned = model.config.latent == "learned"
+    notes[("encoder", "Step 16")] = ("latent='learned': mu, log sigma^2 per latent element" if learned
+                                     else "latent='spec': one mu, one log sigma^2 per image")
+    report = ShapeReport()
+    for part in parts:
+        for row in spec.TABLES[part]:
+            key = (part, row.step)
+            report.append(ShapeRow(part, row.step, row.operation, row.shape(height, width, channels),
+                                   seen.get(key), notes.get(key, ""), by_design=learned and row.kind == "stats"))
+    return report
