@@ -137,3 +137,10 @@ def markdown_table(part: str) -> str:
     lines = ["| Step | Operation | Shape |", "|---|---|---|"]
     lines += [f"| {r.step} | {r.operation} | {r.symbolic()} |" for r in TABLES[part]]
     return "\n".join(lines)
+
+
+def readme_section() -> str:
+    """The README's spec section: both tables, generated from the data above."""
+    return ("### Encoder steps\n\n" + markdown_table("encoder") +
+            "\n\n### Decoder steps\n\n" + markdown_table("decoder") + "\n")
+

@@ -1,0 +1,70 @@
+"""The spec tables as data: complete, consistent with the published tables, and the README shows them."""
+import re
+from pathlib import Path
+
+import pytest
+
+from vae_utils import spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_README = ROOT.parent / "shared" / "seed" / "VAE-SkipNet-README.md"
+
+
+def test_tables_have_every_step():
+    assert [r.step for r in spec.ENCODER] == ["Input"] + [f"Step {i}" for i in range(1, 18)]
+    assert [r.step for r in spec.DECODER] == [f"Step {i}" for i in range(1, 25)]
+
+
+def test_stages_read_off_the_table():
+    assert [f for f, _ in spec.encoder_stages()] == [16, 32, 64, 128, 256]
+    assert [f for f, _ in spec.decoder_stages()] == [256, 128, 64, 32, 16, spec.OUTPUT]
+    assert [spec.skip_level(s[1]) for _, s in spec.decoder_stages()] == [5, 4, 3, 2, 1, 0]
+
+
+def test_every_pool_halves_and_every_upconv_doubles():
+    divisors = [r.divisor for r in spec.ENCODER if r.kind in ("input", "pool")]
+    assert divisors == [1, 2, 4, 8, 16, 32]
+    ups = [r.divisor for r in spec.DECODER if r.kind == "upconv"]
+    assert ups == [32, 16, 8, 4, 2, 1]
+
+
+def test_shape_for_a_concrete_input():
+    assert spec.ENCODER[0].shape(256, 128, 3) == (256, 128, 3)
+    assert spec.ENCODER[-1].shape(256, 256, 3) == (4, 4, 256)  # NOTES.md: 4x4x256 for a 256x256 input
+    assert spec.ENCODER[-2].shape(256, 256, 3) == spec.SCALAR
+    assert spec.DECODER[-1].shape(64, 64, 1) == (64, 64, 1)
+
+
+def _seed_rows(section):
+    text = SEED_README.read_text()
+    body = text.split(section, 1)[1].split("###", 1)[0].split("## Installation", 1)[0]
+    rows = []
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and (cells[0].startswith("Step ") or cells[0] == "Input"):
+            op = re.sub(r"\$\s*3\s*\\times\s*3\s*\$", "3×3", cells[1])
+            op = re.sub(r"\$\s*2\s*\\times\s*2\s*\$", "2×2", op)
+            op = op.replace(r"$\mu$", "μ").replace(r"$\log(\sigma^2)$", "log(σ²)")
+            rows.append((cells[0], op, cells[2].replace(" ", "")))
+    return rows
+
+
+@pytest.mark.skipif(not SEED_README.exists(), reason="shared/seed is not beside this checkout")
+@pytest.mark.parametrize("part,section", [("encoder", "### Encoder Steps"), ("decoder", "### Decoder Steps")])
+def test_tables_match_the_published_spec(part, section):
+    """Independent reference: parse the seed README's table and compare every row."""
+    ours = [(r.step, r.operation, r.symbolic().replace(" ", "")) for r in spec.TABLES[part]]
+    assert ours == _seed_rows(section)
+
+
+def test_readme_shows_the_generated_tables():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- spec:start -->", 1)[1].split("<!-- spec:end -->", 1)[0]
+    assert block.strip() == spec.readme_section().strip(), "run `python -m vae_utils.readme`"
+
+
+def test_readme_generated_sections_are_current():
+    from vae_utils import readme
+
+    text = (ROOT / "README.md").read_text()
+    assert readme.render(text) == text, "run `python -m vae_utils.readme`"
