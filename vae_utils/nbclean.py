@@ -11,7 +11,7 @@ import sys
 
 import nbformat
 
-VOLATILE_NB_KEYS = ("papermill", "widgets")
+VOLATILE_NB_KEYS = ("papermill", "widgets", "jupytext")
 VOLATILE_CELL_KEYS = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 
 

@@ -138,3 +138,12 @@ def shape_report(model: SkipVAE, height: int = 64, width: int = 64, channels: in
             report.append(ShapeRow(part, row.step, row.operation, row.shape(height, width, channels),
                                    seen.get(key), notes.get(key, ""), by_design=learned and row.kind == "stats"))
     return report
+
+
+def check_step(part: str, step: str, tensor: torch.Tensor, height: int, width: int, channels: int) -> str:
+    """One line comparing a tensor with its spec row, for building a stage cell by cell; raises on a mismatch."""
+    (row,) = [r for r in spec.TABLES[part] if r.step == step]
+    want, got = row.shape(height, width, channels), _hwc(tensor)
+    if want != got:
+        raise AssertionError(f"{part} {step} ({row.operation}): spec says {_fmt(want)}, got {_fmt(got)}")
+    return f"{part} {step:<7} {row.operation:<34} spec {_fmt(want):<15} actual {_fmt(got):<15} ok"
