@@ -1,0 +1,266 @@
+"""A readable training loop: seeded, resumable, with a validation pass and a NaN guard.
+
+The recipe (AdamW, linear KL warm-up, optional free bits, gradient clipping) follows Bowman et al. (2016) and
+Kingma et al. (2016); units are nats per image throughout. `train_step` is exactly what `train` runs per batch,
+so benchmarks time the real thing.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .losses import LIKELIHOODS, kl_warmup, negative_elbo
+from .model import SkipVAE, VAEConfig
+from .runtime import get_device, seed_everything
+
+ACTIVE_NATS = 0.01  # a latent channel is "active" when its mean KL exceeds this (nats per image)
+
+
+@dataclass
+class TrainConfig:
+    """How to train; stored in every checkpoint beside the model config."""
+
+    epochs: int = 3  # passes over the training set
+    batch_size: int = 64  # images per step
+    lr: float = 1e-3  # AdamW learning rate, as in the original
+    weight_decay: float = 1e-4  # AdamW weight decay (optax's default, which the original used)
+    beta: float = 1.0  # weight on KL after warm-up; 1 is the true ELBO
+    warmup_epochs: float = 1.0  # linear KL warm-up from 0 to beta over this many epochs; 0 turns it off
+    free_bits: float = 0.0  # minimum KL per latent channel in the objective (nats); 0 turns it off
+    likelihood: str = "bernoulli"  # "bernoulli" (binary cross-entropy) or "gaussian" (MSE with fixed sigma)
+    sigma: float = 0.1  # the Gaussian likelihood's standard deviation
+    grad_clip: float = 100.0  # clip the gradient's global norm to this; 0 turns it off
+    seed: int = 0  # seeds torch, and the loader's shuffling when the loader is built with it
+    device: str = "auto"  # "auto": CUDA, then MPS, then CPU
+    precision: str = "fp32"  # "fp32"; "bf16": autocast to bfloat16 (CPU or GPU); "fp16": CUDA only, with a GradScaler
+    channels_last: bool = True  # NHWC memory format: oneDNN's fast convolution path on CPU
+    log_every: int = 10  # steps between step-level history entries
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self):
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("log_every", self.log_every)
+        for name in ("lr", "sigma"):
+            if not _number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        for name in ("beta", "warmup_epochs", "free_bits", "grad_clip", "weight_decay"):
+            if not _number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(name, v):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """The mixed-precision context for this config: bf16 on CPU or GPU, fp16 on CUDA only."""
+    if cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA GPU (it relies on a GradScaler); use 'bf16' on a CPU")
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare(model: SkipVAE, cfg: TrainConfig):
+    """Move the model to the config's device and memory format; returns (model, device)."""
+    device = get_device(cfg.device)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, device
+
+
+def to_device(x: torch.Tensor, device: torch.device, cfg: TrainConfig) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+
+
+def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None):
+    """One optimiser step on batch x; returns LossParts. Raises TrainingDiverged before stepping on NaN or inf."""
+    with autocast(cfg, x.device):
+        logits, mu, logvar = model(x)  # (B, C, H, W), (B, 256, H/64, W/64) x 2
+    parts = negative_elbo(logits, x, mu, logvar, beta, cfg.likelihood, cfg.sigma, cfg.free_bits)
+    if not torch.isfinite(parts.total):
+        raise TrainingDiverged(f"the loss became {parts.total.item()} (recon {parts.recon.item():.4g}, "
+                               f"KL {parts.kl.item():.4g})")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:  # fp16 on CUDA: scale the loss so small gradients survive
+        scaler.scale(parts.total).backward()
+        scaler.unscale_(optimizer)
+    else:
+        parts.total.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return parts
+
+
+@torch.no_grad()
+def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
+    """Mean -ELBO (beta = 1, no free bits), reconstruction, KL and active units over a loader, nats per image.
+
+    The posterior noise comes from its own seed, so the numbers are reproducible and training's RNG is untouched.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    totals, n = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0}, 0
+    kl_c = 0.0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for x, _ in loader:
+            x = to_device(x, device, cfg)
+            with autocast(cfg, device):
+                logits, mu, logvar = model(x)
+            parts = negative_elbo(logits, x, mu, logvar, 1.0, cfg.likelihood, cfg.sigma)
+            b = x.shape[0]
+            for k, v in (("neg_elbo", parts.total), ("recon", parts.recon), ("kl", parts.kl)):
+                totals[k] += v.item() * b
+            kl_c = kl_c + parts.kl_per_channel * b
+            n += b
+    model.train(was_training)
+    kl_per_channel = (kl_c / n).cpu()
+    out = {k: v / n for k, v in totals.items()}
+    out["kl_per_channel"] = kl_per_channel.tolist()
+    out["active_units"] = int((kl_per_channel > ACTIVE_NATS).sum())
+    return out
+
+
+def _rng_state(loader) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if getattr(loader, "generator", None) is not None:
+        state["loader"] = loader.generator.get_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(loader, state: dict):
+    torch.set_rng_state(state["torch"])
+    if "loader" in state and getattr(loader, "generator", None) is not None:
+        loader.generator.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint: Optional[str] = None,
+          resume: bool = False) -> dict:
+    """Train `model` in place and return its history {"step": [...], "epoch": [...]}.
+
+    checkpoint: where to save after every epoch (atomically), with the history as JSON beside it
+    (<name>.history.json). resume=True continues from that checkpoint when it exists. Ctrl-C saves a
+    resumable checkpoint (the interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged
+    and leaves the last good checkpoint in place.
+    """
+    model, device = prepare(model, cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.type == "cuda" else None
+    history, start, saved = {"step": [], "epoch": []}, 0, None
+    path = Path(checkpoint) if checkpoint else None
+    if resume and path is not None and path.exists():
+        _, ckpt = load_checkpoint(path, device, expect=model.config)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history, start = ckpt["history"], ckpt["epoch"]
+        saved = start
+        _set_rng_state(train_loader, ckpt["rng"])
+    else:
+        seed_everything(cfg.seed)
+    steps_per_epoch = len(train_loader)
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    step = start * steps_per_epoch
+
+    def save(epoch):
+        nonlocal saved
+        if path is not None:
+            saved = epoch
+            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader))
+            path.with_suffix(".history.json").write_text(json.dumps(history))
+
+    epoch = start
+    try:
+        for epoch in range(start, cfg.epochs):
+            model.train()
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            for x, _ in bar:
+                beta = cfg.beta * kl_warmup(step, warmup_steps)
+                try:
+                    parts = train_step(model, optimizer, to_device(x, device, cfg), cfg, beta, scaler)
+                except TrainingDiverged as err:
+                    kept = ("no checkpoint was asked for" if path is None else
+                            f"the last good checkpoint (epoch {saved}) is kept at {path}" if saved is not None else
+                            f"{path} was not overwritten")
+                    raise TrainingDiverged(f"stopped at step {step} (epoch {epoch + 1}): {err}; {kept}. "
+                                           f"Lower lr (now {cfg.lr}) or keep grad_clip on.") from None
+                step += 1
+                if step % cfg.log_every == 0 or step == 1:
+                    row = {"step": step, "epoch": step / steps_per_epoch, "loss": parts.total.item(),
+                           "recon": parts.recon.item(), "kl": parts.kl.item(), "beta": beta}
+                    history["step"].append(row)
+                    bar.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}")
+            val = evaluate(model, val_loader, cfg)
+            history["epoch"].append({"epoch": epoch + 1, "step": step, **{f"val_{k}": v for k, v in val.items()}})
+            save(epoch + 1)
+    except KeyboardInterrupt:
+        save(epoch)  # resumable: weights so far, the interrupted epoch restarts
+        print(f"interrupted: saved a resumable checkpoint at {path} (epoch {epoch})" if path else "interrupted")
+        raise
+    return history
+
+
+def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig, train_loader, val_loader,
+                  device: str = "cpu"):
+    """(model, history): load `checkpoint` if it holds this model config trained for this many epochs;
+    otherwise train one (resuming a matching, unfinished checkpoint) and save it there."""
+    path, resume = Path(checkpoint), False
+    if path.exists():
+        try:
+            ckpt = read_checkpoint(path)
+            resume = VAEConfig.from_dict(ckpt["model_config"]) == model_config
+            if resume and ckpt["epoch"] >= train_config.epochs:
+                model, ckpt = load_checkpoint(path, device)
+                print(f"loaded {path.name}: trained {ckpt['epoch']} epoch(s)")
+                return model, ckpt["history"]
+            print(f"{path.name} holds {'fewer epochs' if resume else 'another configuration'}: training")
+        except (ValueError, KeyError) as err:
+            print(f"{path.name} is unusable ({err}): training a new one")
+    seed_everything(train_config.seed)  # the initial weights are part of what the seed fixes
+    model = SkipVAE(model_config)
+    history = train(model, train_loader, val_loader, train_config, checkpoint=path, resume=resume)
+    return model.to(device), history
+
+
+def summary(history: dict) -> dict:
+    """The last epoch's validation metrics, without the per-channel list."""
+    last = dict(history["epoch"][-1]) if history.get("epoch") else {}
+    last.pop("val_kl_per_channel", None)
+    return last
