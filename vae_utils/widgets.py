@@ -1,0 +1,92 @@
+"""An interactive latent explorer, with ipywidgets core widgets only (works with ipywidgets 7 and 8, so in Colab).
+
+Sliders over the most active latent channels (continuous_update=False) redraw the decoded image; a dropdown
+picks the starting test image; a button resets the sliders to that image's posterior mean. Without a front end
+(nbval, papermill, a script), `show_explorer` also shows a static traversal, so the notebook reads the same.
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import viz
+
+
+def _png(image: torch.Tensor, scale: int = 4) -> bytes:
+    """(C, H, W) in [0, 1] -> PNG bytes, enlarged with nearest-neighbour so pixels stay crisp."""
+    arr = (image.detach().float().cpu().clamp(0, 1) * 255).round().byte()
+    arr = arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class LatentExplorer:
+    """Sliders on the top latent channels drive the decoded image; `.widget` is the ipywidgets box to display."""
+
+    def __init__(self, model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = (),
+                 span: float = 3.0):
+        import ipywidgets as w
+
+        self.model, self.images, self.channels = model.eval(), images, list(channels)
+        options = [(f"test image {i}" + (f" ({labels[i]})" if len(labels) > i else ""), i) for i in range(len(images))]
+        self.picker = w.Dropdown(options=options, value=0, description="start from")
+        self.sliders = [w.FloatSlider(value=0.0, min=-span, max=span, step=0.1, description=f"z[{c}]",
+                                      continuous_update=False, readout_format=".1f") for c in self.channels]
+        for s in self.sliders:
+            s.add_class("vae-explorer-slider")
+        self.reset_button = w.Button(description="reset", tooltip="back to the image's posterior mean")
+        self.image = w.Image(format="png", width=256, height=256)
+        self.image.add_class("vae-explorer-image")
+        self.original = w.Image(format="png", width=256, height=256)
+        self.picker.observe(lambda change: self.reset(), names="value")
+        for s in self.sliders:
+            s.observe(lambda change: self.redraw(), names="value")
+        self.reset_button.on_click(lambda button: self.reset())
+        self.widget = w.HBox([
+            w.VBox([w.HTML("<b>input</b>"), self.original, w.HTML("<b>decoded</b>"), self.image]),
+            w.VBox([self.picker, *self.sliders, self.reset_button]),
+        ])
+        self.reset()
+
+    @torch.no_grad()
+    def reset(self):
+        """Encode the picked image and set every slider to its posterior mean."""
+        x = self.images[self.picker.value][None].to(next(self.model.parameters()).device)
+        self.mu, _, self.skips = self.model.encode(x)
+        self.original.value = _png(x[0])
+        self._quiet = True
+        for s, c in zip(self.sliders, self.channels):
+            s.value = float(self.mu[0, c].mean().clamp(s.min, s.max))
+        self._quiet = False
+        self.redraw()
+
+    @torch.no_grad()
+    def decoded(self) -> torch.Tensor:
+        """The image decoded from the posterior mean with the slider channels replaced by the slider values."""
+        z = self.mu.clone()
+        for s, c in zip(self.sliders, self.channels):
+            z[:, c] = s.value
+        return self.model.decode(z, self.skips)[0]
+
+    def redraw(self):
+        if not getattr(self, "_quiet", False):
+            self.image.value = _png(self.decoded())
+
+
+def show_explorer(model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = (),
+                  static_save: str | None = None):
+    """Display the explorer and, for readers without a live kernel (GitHub, nbval, papermill), a static
+    traversal of the same channels; returns the explorer."""
+    from IPython.display import display
+
+    explorer = LatentExplorer(model, images, channels, labels)
+    display(explorer.widget)
+    viz.traversal(model, images[0], channels, save=static_save)
+    return explorer
