@@ -249,13 +249,25 @@ def plot_history(history: dict, save: Optional[str] = None, title: str = "Traini
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per image")
         ax.set_title(label)
-        if key != "kl":
-            ax.set_yscale("log")
+        ax.set_yscale("log" if key != "kl" else "symlog")  # KL can spike during warm-up, then sit near 0
         ax.legend(fontsize=8)
     if any("beta" in r for r in steps):
         twin = axes[2].twinx()
         twin.plot([r["epoch"] for r in steps], [r["beta"] for r in steps], color="tab:gray", lw=0.8, ls="--")
         twin.set_ylabel("β (KL weight, dashed)")
     fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, save)
+
+
+def labelled_rows(rows: dict, title: str = "", save: Optional[str] = None):
+    """One row of images per entry of {label: images (N, C, H, W)}; every row has the same N."""
+    labels, images = list(rows), list(rows.values())
+    n, h = len(images[0]), images[0].shape[2] + 2
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.2 * len(rows) + 0.6))
+    ax.imshow(_img(_grid(torch.cat([im.cpu() for im in images]), n)), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([(i + 0.5) * h for i in range(len(rows))], labels)
+    ax.set_xticks([])
+    ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, save)
