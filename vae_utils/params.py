@@ -33,7 +33,7 @@ def _int(name, value, low=1, allow_none=False):
     return value
 
 
-def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", n_train=None, n_test=None,
+def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", download=False, n_train=None, n_test=None,
               epochs=3, batch_size=64, lr=1e-3, beta=1.0, warmup=1.0, free_bits=0.0, likelihood="bernoulli",
               latent="learned", skips="none", skip_source="encoder", skip_dropout=0.0, seed=0, device="auto",
               precision="fp32", out_dir="runs/05_train") -> TrainRun:
@@ -44,6 +44,8 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
         raise ValueError(f"channels must be 1, 3 or None (the dataset's own), got {channels!r}")
     if not isinstance(data_root, str):
         raise ValueError(f"data_root must be a folder path, got {data_root!r}")
+    if not isinstance(download, bool):
+        raise ValueError(f"download must be True or False, got {download!r}")
     n_train, n_test = _int("n_train", n_train, allow_none=True), _int("n_test", n_test, allow_none=True)
     _int("seed", seed, low=0)
     if not isinstance(device, str):
@@ -56,7 +58,7 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
     natural = 1 if dataset in ("shapes", "mnist", "fashion-mnist") else 3
     model = VAEConfig(in_channels=channels or natural, image_size=(h, w), latent=latent, skips=skips,
                       skip_source=skip_source, skip_dropout=skip_dropout)
-    data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, seed=seed,
+    data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
     out = Path(out_dir)
     return TrainRun(data, model, train, out if out.is_absolute() else repo_root() / out)
