@@ -62,9 +62,9 @@ def test_skip_free_models_have_no_skip_reliance_and_generative_ones_use_z():
 
 def test_classifier_learns_the_shape_labels_and_baseline_has_a_scale():
     train, test = make_loaders(n_train=1024, n_test=256, batch_size=64)
-    net = train_classifier(train, n_classes=4, epochs=3)
+    net = train_classifier(train, n_classes=4, epochs=6)
     base = real_baseline(net, test.dataset.images, test.dataset.labels)
-    assert base["accuracy"] > 0.5  # chance is 0.25
+    assert base["accuracy"] > 0.6  # chance is 0.25
     assert 1.0 <= base["inception_score"] <= 4.0 + 1e-9
     assert base["frechet"] >= 0
     probs, feats = classify(net, test.dataset.images[:10])
@@ -80,3 +80,21 @@ def test_evaluate_all_marks_what_a_config_cannot_do():
     assert 0 <= out["recon_accuracy"] <= 1 and math.isfinite(out["neg_elbo"])
     out = evaluate_all(SkipVAE(in_channels=1, skips="none"), test, net, n_samples=64)
     assert out["inception_score"] >= 1.0 and out["frechet"] >= 0
+
+
+def test_mlp_baseline_fits_the_same_training_step_and_metrics():
+    from vae_utils.baselines import MLPVAE
+    from vae_utils.train import TrainConfig, train_step
+
+    torch.manual_seed(0)
+    train, test = _loader()
+    model = MLPVAE(in_channels=1, image_size=(64, 64))
+    assert sum(p.numel() for p in model.fc1.parameters()) == 64 * 64 * 400 + 400  # 4096-400-20, pytorch/examples style
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, _ = next(iter(train))
+    first = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False), beta=1.0).total.item()
+    for _ in range(20):
+        last = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False), beta=1.0).total.item()
+    assert last < first
+    out = evaluate_all(model, test, None, TrainConfig(progress=False, channels_last=False))
+    assert out["active_units"] <= 20 and math.isfinite(out["psnr"])
