@@ -2,7 +2,8 @@
 
 Generated sections sit between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
 - `spec`: both step tables, from `spec.py`;
-- `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph.
+- `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph;
+- `params`: each parameterised notebook's papermill parameters, with defaults and comments.
 """
 from __future__ import annotations
 
@@ -29,7 +30,22 @@ def notebook_rows(root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"spec": spec.readme_section, "notebooks": notebook_rows}
+def parameter_tables(root: Path = ROOT) -> str:
+    """One table per parameterised notebook, read by papermill itself (`papermill --help-notebook`)."""
+    import papermill as pm
+
+    out = []
+    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        params = pm.inspect_notebook(str(path))
+        if not params:
+            continue
+        out += [f"**{path.name}**", "", "| Parameter | Default | Meaning |", "|---|---|---|"]
+        out += [f"| `{p['name']}` | `{p['default']}` | {p['help']} |" for p in params.values()]
+        out.append("")
+    return "\n".join(out)
+
+
+SECTIONS = {"spec": spec.readme_section, "notebooks": notebook_rows, "params": parameter_tables}
 
 
 def render(text: str) -> str:

@@ -26,8 +26,9 @@ def repo_root() -> Path:
 
 
 def figures_dir() -> Path:
-    """Where figures are written: <repo>/figures."""
-    d = repo_root() / "figures"
+    """Where figures are written: <repo>/figures; under the smoke test, runs/smoke-figures, so that a
+    reduced-budget run never overwrites the committed figures."""
+    d = repo_root() / ("runs/smoke-figures" if smoke_test() else "figures")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
