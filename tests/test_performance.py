@@ -1,0 +1,133 @@
+"""The fast paths compute the same thing: channels-last against NCHW, fused AdamW against the per-tensor loop,
+bf16 autocast against fp32 (loosely); and the perf helpers count FLOPs and memory correctly. No timings."""
+import copy
+import sys
+
+import pytest
+import torch
+
+from vae_utils import SkipVAE, perf
+from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step
+
+CPU = dict(device="cpu", progress=False)
+
+
+def _model_and_batch(c=1, b=4):
+    torch.manual_seed(0)
+    model = SkipVAE(in_channels=c)
+    x = torch.rand(b, c, 64, 64)
+    return model, x
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_channels_last_forward_matches_nchw_for_the_same_weights(c):
+    base, x = _model_and_batch(c)
+    outs = {}
+    for cl in (False, True):
+        cfg = TrainConfig(channels_last=cl, **CPU)
+        model, device = prepare(copy.deepcopy(base), cfg)
+        xd = to_device(x, device, cfg)
+        assert xd.is_contiguous(memory_format=torch.channels_last) == (cl or c == 1)
+        torch.manual_seed(1)  # the same posterior noise
+        outs[cl] = model(xd)
+    for a, b in zip(outs[False], outs[True]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    assert outs[True][0].is_contiguous(memory_format=torch.channels_last)  # the fast path really ran NHWC
+
+
+def test_channels_last_training_step_matches_nchw():
+    base, x = _model_and_batch(3)
+    params, losses = {}, {}
+    for cl in (False, True):
+        cfg = TrainConfig(channels_last=cl, **CPU)
+        model, device = prepare(copy.deepcopy(base), cfg)
+        opt = make_optimizer(model, cfg, device)
+        torch.manual_seed(1)
+        losses[cl] = train_step(model, opt, to_device(x, device, cfg), cfg, beta=1.0).total.item()
+        params[cl] = [p.detach().clone() for p in model.parameters()]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    for a, b in zip(params[False], params[True]):
+        torch.testing.assert_close(b.contiguous(), a.contiguous(), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_adamw_matches_the_reference_loop():
+    base, x = _model_and_batch()
+    cfg = TrainConfig(**CPU)
+    results = []
+    for make in (lambda m: make_optimizer(m, cfg, torch.device("cpu")),
+                 lambda m: torch.optim.AdamW(m.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                             foreach=False)):
+        model = copy.deepcopy(base)
+        opt = make(model)
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            train_step(model, opt, x, cfg, beta=1.0)
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_step_runs_in_bf16_and_stays_close_to_fp32():
+    base, x = _model_and_batch()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = TrainConfig(precision=precision, **CPU)
+        model, device = prepare(copy.deepcopy(base), cfg)
+        opt = make_optimizer(model, cfg, device)
+        before = [p.detach().clone() for p in model.parameters()]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits, _, _ = model(to_device(x, device, cfg))
+        assert logits.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+        torch.manual_seed(1)
+        parts = train_step(model, opt, to_device(x, device, cfg), cfg, beta=1.0)
+        assert torch.isfinite(parts.total) and parts.total.dtype == torch.float32  # the loss is summed in fp32
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+        assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+        losses[precision] = parts.total.item()
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+
+
+def test_fp16_is_refused_on_the_cpu():
+    base, x = _model_and_batch()
+    cfg = TrainConfig(precision="fp16", **CPU)
+    with pytest.raises(ValueError, match="CUDA"):
+        train_step(base, torch.optim.SGD(base.parameters(), lr=0.1), x, cfg, beta=1.0)
+
+
+def test_flop_counter_matches_the_closed_form_for_a_convolution():
+    conv = torch.nn.Conv2d(16, 32, 3, padding=1)
+    x = torch.rand(2, 16, 8, 8, requires_grad=True)
+    macs = 2 * 32 * 8 * 8 * 16 * 3 * 3  # per batch: output elements x (C_in k k) multiply-adds
+    assert perf.step_flops(lambda: conv(x), batch_size=2) == pytest.approx(2 * macs / 2)
+    # forward + input gradient + weight gradient: three convolutions of the same size
+    assert perf.step_flops(lambda: conv(x).sum().backward(), batch_size=2) == pytest.approx(3 * 2 * macs / 2)
+
+
+def test_train_step_flops_leave_the_model_untouched_and_scale_with_pixels():
+    model, x = _model_and_batch()
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(channels_last=False, **CPU)
+    f64 = perf.train_step_flops(model, x, cfg)
+    f128 = perf.train_step_flops(model, torch.rand(2, 1, 128, 128), cfg)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert f128 == pytest.approx(4 * f64, rel=1e-3)  # fully convolutional: FLOPs per image grow with H x W
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_peak_memory_sees_a_large_allocation_after_a_reset():
+    assert perf.reset_peak_memory()
+    start = perf.peak_memory_mb()
+    big = torch.ones(50_000_000)  # 200 MB, written, so resident
+    grown = perf.peak_memory_mb() - start
+    del big
+    assert 150 < grown < 400
+
+
+def test_set_threads_validates_and_applies():
+    old = torch.get_num_threads()
+    try:
+        assert perf.set_threads(1) == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="positive integer"):
+            perf.set_threads(0)
+    finally:
+        torch.set_num_threads(old)
