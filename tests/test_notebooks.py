@@ -1,0 +1,109 @@
+"""Notebooks fit for Colab, git and nbval: the standard opening, badges from one setting, no volatile metadata."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vae_utils import badges
+from vae_utils.nbclean import volatile
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+COLAB_CELL = '''# Colab set-up: installs vae_utils from GitHub when run in Colab; does nothing anywhere else.
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vae-skipnet[notebooks] @ git+https://github.com/OWNER/REPO@BRANCH"], check=True)'''
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_there_are_seven_numbered_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_standard_opening_and_closing(path):
+    nb = _read(path)
+    title, colab = nb.cells[0], nb.cells[1]
+    assert title.cell_type == "markdown" and title.source.startswith(f"# {path.name[:2]} · ")
+    repo, branch = badges.setting(ROOT)
+    assert f"(https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{path.name})" in title.source
+    expected = COLAB_CELL.replace("OWNER/REPO", repo).replace("BRANCH", branch)
+    assert colab.cell_type == "code" and colab.source == expected
+    assert any(c.cell_type == "markdown" and re.search(r"^## Summary$", c.source, re.M) for c in nb.cells)
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def test_the_colab_cell_does_nothing_outside_colab(monkeypatch):
+    assert "google.colab" not in sys.modules
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    for path in NOTEBOOKS:
+        exec(compile(_read(path).cells[1].source, str(path), "exec"), {})
+    assert calls == []
+
+
+def test_the_colab_cell_installs_without_pinning_torch_when_in_colab(monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a[0]))
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    exec(compile(_read(NOTEBOOKS[0]).cells[1].source, "colab", "exec"), {})
+    (cmd,) = calls
+    assert cmd[1:4] == ["-m", "pip", "install"] and "-e" not in cmd  # an editable .pth is read only at kernel start
+    assert not any(a.startswith("torch") for a in cmd)  # Colab's preinstalled torch is kept
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_with_outputs_counts_and_no_volatile_metadata(path):
+    nb = _read(path)
+    assert volatile(nb) == []  # no papermill metadata, timings, widget state or stored errors
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any(c.outputs for c in code), "commit notebooks with their outputs (make notebooks)"
+    for c in code:
+        if c.outputs:
+            assert c.execution_count is not None, "nbval fails a cell that has outputs but no count"
+
+
+def test_contract_cells_are_checked_exactly():
+    marked = {p.name: sum("# NBVAL_CHECK_OUTPUT" in c.source for c in _read(p).cells) for p in NOTEBOOKS}
+    assert marked["02_encoder.ipynb"] >= 2 and marked["03_decoder.ipynb"] >= 2 and marked["05_train.ipynb"] >= 1
+
+
+def test_badges_check_passes():
+    assert badges.sync(ROOT, check=True) == []
+
+
+def test_changing_the_setting_rewrites_every_badge(tmp_path):
+    for name in ("notebooks", "README.md", "pyproject.toml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'github = "{badges.setting(ROOT)[0]}"', 'github = "someone/fork"'))
+    assert len(badges.sync(tmp_path, check=True)) == len(NOTEBOOKS) + 1  # stale everywhere
+    badges.sync(tmp_path)
+    assert badges.sync(tmp_path, check=True) == []
+    readme = (tmp_path / "README.md").read_text()
+    assert "mybinder.org/v2/gh/someone/fork/main?labpath=notebooks" in readme
+    for p in sorted((tmp_path / "notebooks").glob("*.ipynb")):
+        nb = _read(p)
+        assert f"colab.research.google.com/github/someone/fork/blob/main/notebooks/{p.name}" in nb.cells[0].source
+        assert "git+https://github.com/someone/fork@main" in nb.cells[1].source
+        assert nb.cells[-1].source == _read(ROOT / "notebooks" / p.name).cells[-1].source  # nothing else touched
+
+
+def test_papermill_parameters_are_documented_in_the_readme():
+    import papermill as pm
+
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        names = set(pm.inspect_notebook(str(path)))
+        block = readme.split(f"**{path.name}**", 1)[1].split("**", 1)[0] if names else ""
+        assert set(re.findall(r"^\| `(\w+)` \|", block, re.M)) == names, path.name
