@@ -87,13 +87,6 @@ def test_bf16_step_runs_in_bf16_and_stays_close_to_fp32():
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
 
 
-def test_fp16_is_refused_on_the_cpu():
-    base, x = _model_and_batch()
-    cfg = TrainConfig(precision="fp16", **CPU)
-    with pytest.raises(ValueError, match="CUDA"):
-        train_step(base, torch.optim.SGD(base.parameters(), lr=0.1), x, cfg, beta=1.0)
-
-
 def test_flop_counter_matches_the_closed_form_for_a_convolution():
     conv = torch.nn.Conv2d(16, 32, 3, padding=1)
     x = torch.rand(2, 16, 8, 8, requires_grad=True)
