@@ -131,3 +131,31 @@ def test_fp16_needs_cuda():
     tr, te = _loaders(n=16)
     with pytest.raises(ValueError, match="fp16.*CUDA"):
         train(SkipVAE(in_channels=1), tr, te, TrainConfig(precision="fp16", **FAST))
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
+    class Interrupting:
+        """A loader whose third batch of the second epoch is a Ctrl-C."""
+
+        def __init__(self, loader):
+            self.loader, self.epoch = loader, 0
+            self.generator, self.dataset = loader.generator, loader.dataset
+
+        def __len__(self):
+            return len(self.loader)
+
+        def __iter__(self):
+            self.epoch += 1
+            for i, batch in enumerate(self.loader):
+                if self.epoch == 2 and i == 2:
+                    raise KeyboardInterrupt
+                yield batch
+
+    tr, te = _loaders()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(_model(), Interrupting(tr), te, TrainConfig(epochs=3, **FAST), checkpoint=ckpt)
+    from vae_utils.checkpoint import read_checkpoint
+    assert read_checkpoint(ckpt)["epoch"] == 1  # epoch 2 was interrupted: it restarts on resume
+    history = train(SkipVAE(in_channels=1), tr, te, TrainConfig(epochs=3, **FAST), checkpoint=ckpt, resume=True)
+    assert [e["epoch"] for e in history["epoch"]] == [1, 2, 3]

@@ -1,0 +1,49 @@
+"""Notebook 05 driven by papermill, as a researcher would: tiny parameters give every artefact; bad ones stop it."""
+import json
+
+import papermill as pm
+import pytest
+import torch
+
+from vae_utils.checkpoint import load_checkpoint
+from vae_utils.params import train_run
+
+ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
+NB = ROOT / "notebooks" / "05_train.ipynb"
+
+
+@pytest.mark.slow
+def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)  # the parameters alone make it small
+    out = tmp_path / "run"
+    pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+                        progress_bar=False,
+                        parameters=dict(n_train=64, n_test=32, epochs=1, batch_size=32, out_dir=str(out)))
+    model, ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["train_config"]["batch_size"] == 32
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["neg_elbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-4)
+    history = json.loads((out / "checkpoint.history.json").read_text())
+    assert len(history["epoch"]) == 1 and history["step"][0]["step"] == 1
+    assert model(torch.rand(1, 1, 64, 64))[0].shape == (1, 1, 64, 64)
+
+
+def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="epochs must be a positive integer, got 'abc'"):
+        pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+                            progress_bar=False, parameters=dict(epochs="abc"))
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
+    (dict(image_size=100), "not a multiple of 64"),
+    (dict(channels=2), "channels must be 1, 3 or None"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(skips="diagonal"), "skips must be one of"),
+    (dict(device="tpu"), "device must be"),
+    (dict(download="yes"), "download must be True or False"),
+    (dict(lr="fast"), "lr must be a positive number"),
+])
+def test_every_parameter_is_validated_up_front(params, match):
+    with pytest.raises(ValueError, match=match):
+        train_run(**params)
