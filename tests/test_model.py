@@ -127,6 +127,7 @@ def test_bad_input_names_the_expected_shape_and_the_fix(x, match):
     ("skip_dropout", 1.0, r"skip_dropout must lie in \[0, 1\)"),
     ("image_size", 100, r"image_size 100 is not a multiple of 64"),
     ("in_channels", 0, r"in_channels must be a positive integer"),
+    ("init", "xavier", r"init must be one of \['kaiming', 'torch'\]"),
 ])
 def test_bad_config_is_rejected(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -141,6 +142,8 @@ def test_config_round_trips_through_plain_types():
     assert VAEConfig.from_dict(d) == cfg
     with pytest.raises(ValueError, match="unknown VAEConfig field"):
         VAEConfig.from_dict({**d, "width": 3})
+    legacy = {k: v for k, v in d.items() if k != "init"}  # written before the field existed
+    assert VAEConfig.from_dict(legacy).init == "torch"
 
 
 def test_decoder_activation_follows_the_config():
@@ -149,3 +152,27 @@ def test_decoder_activation_follows_the_config():
     assert acts(SkipVAE(decoder_activation="relu")) == {"ReLU"}
     last = SkipVAE().decoder.stages[-1]
     assert {type(last.conv1[1]).__name__, type(last.conv2[1]).__name__} == {"Identity"}  # Steps 23-24: none
+
+
+def test_kaiming_init_matches_he_et_al():
+    """Each convolution's weight std is gain / sqrt(fan_in) for the activation after it; biases start at 0."""
+    model = SkipVAE(in_channels=1)
+    conv = model.encoder.stages[4].conv2[0]  # 256 -> 256, fan_in 256 * 3 * 3
+    gain = torch.nn.init.calculate_gain("leaky_relu", 0.2)
+    assert conv.weight.std().item() == pytest.approx(gain / (256 * 9) ** 0.5, rel=0.02)
+    last = model.decoder.stages[-1].conv2[0]  # Step 24: no activation, gain 1
+    assert last.weight.std().item() == pytest.approx(1 / (1 * 9) ** 0.5, rel=0.3)  # only 9 weights
+    assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+
+
+def test_kaiming_init_keeps_the_signal_through_the_encoder():
+    """Why the init matters: under PyTorch's default init the features fade stage by stage."""
+    x = (torch.rand(16, 1, 64, 64) > 0.9).float()
+
+    def fade(init):  # std of the deepest stage's output over the first stage's
+        torch.manual_seed(0)
+        _, _, features = SkipVAE(in_channels=1, init=init).encoder(x)
+        return (features[5].std() / features[1].std()).item()
+
+    assert 0.5 < fade("kaiming") < 4.0  # He et al.: the scale is kept, up to a small factor
+    assert fade("torch") < 0.25

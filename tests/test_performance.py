@@ -36,18 +36,20 @@ def test_channels_last_forward_matches_nchw_for_the_same_weights(c):
 
 
 def test_channels_last_training_step_matches_nchw():
+    """Same loss and same gradients in both layouts. (Not the weights after the step: Adam's first step moves each
+    weight by about lr * sign(g), so a gradient within rounding of 0 can flip an update by 2 * lr.)"""
     base, x = _model_and_batch(3)
-    params, losses = {}, {}
+    grads, losses = {}, {}
     for cl in (False, True):
         cfg = TrainConfig(channels_last=cl, **CPU)
         model, device = prepare(copy.deepcopy(base), cfg)
         opt = make_optimizer(model, cfg, device)
         torch.manual_seed(1)
         losses[cl] = train_step(model, opt, to_device(x, device, cfg), cfg, beta=1.0).total.item()
-        params[cl] = [p.detach().clone() for p in model.parameters()]
+        grads[cl] = [p.grad.detach().contiguous() for p in model.parameters()]
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
-    for a, b in zip(params[False], params[True]):
-        torch.testing.assert_close(b.contiguous(), a.contiguous(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads[False], grads[True]):  # fp32 rounding through 30 layers: < 1% here; a layout bug: ~100%
+        assert ((b - a).norm() / a.norm()).item() < 0.02
 
 
 def test_fused_adamw_matches_the_reference_loop():
@@ -63,8 +65,8 @@ def test_fused_adamw_matches_the_reference_loop():
             torch.manual_seed(seed)
             train_step(model, opt, x, cfg, beta=1.0)
         results.append([p.detach().clone() for p in model.parameters()])
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(*results):  # a wrong update would be off by about lr = 1e-3; rounding is 100x smaller
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_bf16_step_runs_in_bf16_and_stays_close_to_fp32():

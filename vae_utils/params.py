@@ -35,7 +35,7 @@ def _int(name, value, low=1, allow_none=False):
 
 def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", download=False, n_train=None, n_test=None,
               epochs=3, batch_size=64, lr=1e-3, beta=1.0, warmup=1.0, free_bits=0.0, likelihood="bernoulli",
-              latent="learned", skips="none", skip_source="encoder", skip_dropout=0.0, seed=0, device="auto",
+              latent="learned", skips="none", skip_source="encoder", skip_dropout=0.0, init="kaiming", seed=0, device="auto",
               precision="fp32", out_dir="runs/05_train") -> TrainRun:
     """Validate notebook 05's parameters; raises ValueError naming the parameter, the value and what is allowed."""
     _check_name(dataset)
@@ -57,7 +57,7 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
                         free_bits=free_bits, likelihood=likelihood, seed=seed, device=device, precision=precision)
     natural = 1 if dataset in ("shapes", "mnist", "fashion-mnist") else 3
     model = VAEConfig(in_channels=channels or natural, image_size=(h, w), latent=latent, skips=skips,
-                      skip_source=skip_source, skip_dropout=skip_dropout)
+                      skip_source=skip_source, skip_dropout=skip_dropout, init=init)
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
     out = Path(out_dir)
