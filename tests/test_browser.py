@@ -43,6 +43,9 @@ def lab(tmp_path):
     notebook_settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     notebook_settings.mkdir(parents=True)  # render every cell, so the explorer stays in the DOM when scrolled away
     (notebook_settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    apputils = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    apputils.mkdir(parents=True)  # no "official Jupyter news?" toast over the screenshot
+    (apputils / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
                VAE_SMOKE_TEST="1")  # 06 trains its quick model in seconds
@@ -110,10 +113,8 @@ def test_notebook_06_runs_and_the_explorer_responds(lab):
                 (ROOT / "runs").mkdir(exist_ok=True)
                 page.screenshot(path=str(ROOT / "runs" / "browser-failure.png"), full_page=True)
                 raise
-            news = page.locator(".jp-toast-button:has-text('No')")  # JupyterLab's "official news?" toast
-            if news.count():
-                news.first.click()
-            page.locator(".vae-explorer-image").first.scroll_into_view_if_needed()
+            page.evaluate("() => document.querySelector('.vae-explorer').scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(500)  # let the scroll settle before the picture
             page.screenshot(path=str(ROOT / "figures" / "jupyterlab.png"))
         finally:
             browser.close()

@@ -16,9 +16,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 COLAB_CELL = '''# Colab set-up: installs vae_utils from GitHub when run in Colab; does nothing anywhere else.
 import sys
 if "google.colab" in sys.modules:
-    import subprocess
+    import subprocess  # no extras: Colab's own torch, torchvision and ipywidgets must stay as they are
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vae-skipnet[notebooks] @ git+https://github.com/OWNER/REPO@BRANCH"], check=True)'''
+                    "vae-skipnet @ git+https://github.com/OWNER/REPO@BRANCH"], check=True)'''
 
 
 def _read(path):
@@ -59,6 +59,8 @@ def test_the_colab_cell_installs_without_pinning_torch_when_in_colab(monkeypatch
     (cmd,) = calls
     assert cmd[1:4] == ["-m", "pip", "install"] and "-e" not in cmd  # an editable .pth is read only at kernel start
     assert not any(a.startswith("torch") for a in cmd)  # Colab's preinstalled torch is kept
+    (package,) = [a for a in cmd if "git+https://" in a]
+    assert package.startswith("vae-skipnet @ ")  # no extras: jupyterlab or papermill would upgrade Colab's own stack
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

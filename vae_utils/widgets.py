@@ -53,6 +53,7 @@ class LatentExplorer:
             w.VBox([w.HTML("<b>input</b>"), self.original, w.HTML("<b>decoded</b>"), self.image]),
             w.VBox([self.picker, *self.sliders, self.reset_button]),
         ])
+        self.widget.add_class("vae-explorer")
         self.reset()
 
     @torch.no_grad()
