@@ -126,3 +126,20 @@ def test_set_threads_validates_and_applies():
             perf.set_threads(0)
     finally:
         torch.set_num_threads(old)
+
+
+def test_in_place_activations_give_the_same_gradients():
+    """The in-place LeakyReLU (a speed choice) computes exactly what the out-of-place one does."""
+    base, x = _model_and_batch(3)
+    reference = copy.deepcopy(base)
+    for m in reference.modules():
+        if isinstance(m, torch.nn.LeakyReLU):
+            m.inplace = False
+    assert any(getattr(m, "inplace", False) for m in base.modules())
+    grads = []
+    for model in (base, reference):
+        torch.manual_seed(1)
+        logits, mu, logvar = model(x)
+        (logits.square().mean() + mu.square().mean()).backward()
+        grads.append([p.grad for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

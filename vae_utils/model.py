@@ -129,7 +129,8 @@ def check_input(x: torch.Tensor, channels: int) -> None:
 
 
 def _activation(kind: str, slope: float) -> nn.Module:
-    return nn.LeakyReLU(slope) if kind == "leaky_relu" else nn.ReLU()
+    # in place: no fresh 16 MB buffer per layer, which on a CPU saved about 15% of a training step (README)
+    return nn.LeakyReLU(slope, inplace=True) if kind == "leaky_relu" else nn.ReLU(inplace=True)
 
 
 def _tag(module: nn.Module, part: str, step: spec.Step) -> nn.Module:
@@ -149,8 +150,8 @@ class EncoderStage(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, slope: float, steps: tuple):
         super().__init__()
-        self.conv1 = _tag(ConvAct(c_in, c_out, nn.LeakyReLU(slope)), "encoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, h, w)
-        self.conv2 = _tag(ConvAct(c_out, c_out, nn.LeakyReLU(slope)), "encoder", steps[1])  # (B, c_out, h, w) -> (B, c_out, h, w)
+        self.conv1 = _tag(ConvAct(c_in, c_out, _activation("leaky_relu", slope)), "encoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, h, w)
+        self.conv2 = _tag(ConvAct(c_out, c_out, _activation("leaky_relu", slope)), "encoder", steps[1])  # (B, c_out, h, w) -> (B, c_out, h, w)
         self.pool = _tag(nn.MaxPool2d(2), "encoder", steps[2])  # (B, c_out, h, w) -> (B, c_out, h/2, w/2)
 
     def forward(self, x):
