@@ -3,6 +3,7 @@
     python benchmarks/throughput.py            # 64x64, batch 64, channels 1 and 3: a few minutes
     python benchmarks/throughput.py --quick    # channels 1 only, fewer repeats: about a minute
     python benchmarks/throughput.py --compile  # also torch.compile (slow to compile)
+    python benchmarks/throughput.py --profile  # also where the default step's time goes, operator by operator
 
 What it measures, in one run:
 - the machine's fp32 and bf16 matmul rate (GFLOP/s), the roofline's height;
@@ -60,10 +61,14 @@ def build_modes(base: SkipVAE, args) -> list:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         return lambda x: naive_step(model, opt, x)
 
-    def real(**overrides):  # exactly what train() builds and runs per batch
+    def real(out_of_place=False, **overrides):  # exactly what train() builds and runs per batch
         def factory():
             cfg = TrainConfig(device="cpu", **overrides)
-            model, device = prepare(copy.deepcopy(base), cfg)
+            model = copy.deepcopy(base)
+            for m in model.modules():  # the option below: fresh activation buffers, as before in-place activations
+                if out_of_place and hasattr(m, "inplace"):
+                    m.inplace = False
+            model, device = prepare(model, cfg)
             opt = make_optimizer(model, cfg, device)
             return lambda x: train_step(model, opt, to_device(x, device, cfg), cfg, beta=1.0)
         return factory
@@ -79,6 +84,7 @@ def build_modes(base: SkipVAE, args) -> list:
         ("naive: eager NCHW fp32, hand-written step", "fp32", None, naive),
         ("default: train_step, channels-last fp32", "fp32", None, real()),
         ("option: channels_last=False", "fp32", None, real(channels_last=False)),
+        ("option: out-of-place activations", "fp32", None, real(out_of_place=True)),
         ("option: precision='bf16'", "bf16", None, real(precision="bf16")),
         ("default on 1 thread", "fp32", 1, real()),
     ]
@@ -169,6 +175,35 @@ def bench_epoch(channels: int, precision: str, args) -> dict:
                 loss=history["step"][-1]["loss"])
 
 
+def profile_default(channels: int, args, fp32_rate: float, flops: float):
+    """Where the default step's time goes: torch.profiler's top operators, and the convolutions' own GFLOP/s."""
+    from torch.profiler import ProfilerActivity, profile
+
+    loader, _ = make_loaders("shapes", args.image_size, channels, args.batch_size, n_train=4 * args.batch_size,
+                             n_test=args.batch_size)
+    xs = [x for x, _ in loader]
+    torch.manual_seed(0)
+    cfg = TrainConfig(device="cpu")
+    model, device = prepare(SkipVAE(VAEConfig(in_channels=channels, image_size=args.image_size)), cfg)
+    opt = make_optimizer(model, cfg, device)
+    for x in xs[:2]:
+        train_step(model, opt, to_device(x, device, cfg), cfg, 1.0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for x in xs[2:4]:
+            train_step(model, opt, to_device(x, device, cfg), cfg, 1.0)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mkldnn_convolution",
+                                                                  "aten::convolution_backward"))
+    print(f"\nProfile of the default step (C={channels}, 2 steps), operators by share of the step's time:\n")
+    print("| operator | share |\n|---|---:|")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]:
+        print(f"| {e.key} | {100 * e.self_cpu_time_total / total:.1f}% |")
+    rate = flops * args.batch_size * 2 / (conv / 1e6) / 1e9  # profiler times are in microseconds
+    print(f"\nconvolutions (forward and backward): {100 * conv / total:.0f}% of the step, at {rate:.0f} GFLOP/s, "
+          f"{rate / fp32_rate:.2f} of the fp32 matmul rate; everything else: {100 - 100 * conv / total:.0f}%")
+
+
 # the default step in a fresh process, so that OpenMP reads OMP_WAIT_POLICY as it starts (torch imported first)
 WAIT_POLICY_SCRIPT = r"""
 import sys, time, torch
@@ -218,6 +253,7 @@ def main(argv=None):
     p.add_argument("--epoch-images", type=int, default=None, help="images in the timed epoch (default 2048, --quick 512)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: every available CPU)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for a minute)")
+    p.add_argument("--profile", action="store_true", help="also profile the default step, operator by operator")
     args = p.parse_args(argv)
     args.channels = args.channels or ([1] if args.quick else [1, 3])
     args.repeats = args.repeats or (3 if args.quick else 5)
@@ -249,6 +285,9 @@ def main(argv=None):
     for r in rows:
         print(f"| {r['mode']} | {r['channels']} | {r['ips']:.1f} | {r['speedup']:.2f} | {r['roofline']:.0f} | "
               f"**{r['fraction']:.2f}** | {r['best']:.2f} | {r['memory']:.0f} |")
+
+    if args.profile:
+        profile_default(args.channels[0], args, fp32, flops_rows[0][1])
 
     policies = bench_wait_policy(args.channels[0], args)
     spin = next(iter(policies.values()))
