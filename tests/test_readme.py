@@ -22,7 +22,7 @@ def test_every_figure_the_readme_shows_exists_and_a_notebook_writes_it():
         name = Path(path).stem
         if name == "jupyterlab":  # the browser test's screenshot
             continue
-        assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*["']{name}["']""", sources), \
+        assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*(?:figure\()?["']{name}["']""", sources), \
             f"no notebook writes {path}"
 
 
