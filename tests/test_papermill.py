@@ -27,6 +27,16 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     assert len(history["epoch"]) == 1 and history["step"][0]["step"] == 1
     assert model(torch.rand(1, 1, 64, 64))[0].shape == (1, 1, 64, 64)
 
+    # the same run asked for one more epoch with resume=True continues the checkpoint instead of starting over
+    pm.execute_notebook(str(NB), str(tmp_path / "resumed.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+                        progress_bar=False, parameters=dict(n_train=64, n_test=32, epochs=2, batch_size=32,
+                                                            out_dir=str(out), resume=True))
+    assert "resuming checkpoint.pt after epoch 1 of 2" in (tmp_path / "resumed.ipynb").read_text()
+    resumed = json.loads((out / "checkpoint.history.json").read_text())
+    assert [e["epoch"] for e in resumed["epoch"]] == [1, 2]
+    assert resumed["epoch"][0] == history["epoch"][0]  # epoch 1 kept, not retrained
+    assert resumed["epoch"][1]["step"] == 4  # 2 steps per epoch, counted on from the checkpoint
+
 
 def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="epochs must be a positive integer, got 'abc'"):
@@ -42,6 +52,7 @@ def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
     (dict(skips="diagonal"), "skips must be one of"),
     (dict(device="tpu"), "device must be"),
     (dict(download="yes"), "download must be True or False"),
+    (dict(resume="yes"), "resume must be True or False"),
     (dict(lr="fast"), "lr must be a positive number"),
 ])
 def test_every_parameter_is_validated_up_front(params, match):

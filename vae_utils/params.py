@@ -23,6 +23,7 @@ class TrainRun:
     model: VAEConfig
     train: TrainConfig
     out_dir: Path
+    resume: bool = False  # continue from out_dir/checkpoint.pt when an earlier run stopped early
 
 
 def _int(name, value, low=1, allow_none=False):
@@ -36,7 +37,7 @@ def _int(name, value, low=1, allow_none=False):
 def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", download=False, n_train=None, n_test=None,
               epochs=3, batch_size=64, lr=1e-3, beta=1.0, warmup=1.0, free_bits=0.0, likelihood="bernoulli",
               latent="learned", skips="none", skip_source="encoder", skip_dropout=0.0, init="kaiming", seed=0, device="auto",
-              precision="fp32", out_dir="runs/05_train") -> TrainRun:
+              precision="fp32", out_dir="runs/05_train", resume=False) -> TrainRun:
     """Validate notebook 05's parameters; raises ValueError naming the parameter, the value and what is allowed."""
     _check_name(dataset)
     h, w = _image_size(image_size)
@@ -51,6 +52,8 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
     if not isinstance(device, str):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
     get_device(device)  # raises for an unknown or absent device
+    if not isinstance(resume, bool):
+        raise ValueError(f"resume must be True or False, got {resume!r}")
     if not isinstance(out_dir, str) or not out_dir:
         raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup_epochs=warmup,
@@ -61,7 +64,7 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
     out = Path(out_dir)
-    return TrainRun(data, model, train, out if out.is_absolute() else repo_root() / out)
+    return TrainRun(data, model, train, out if out.is_absolute() else repo_root() / out, resume)
 
 
 def checked_path(name: str, value, must_exist: bool = False) -> Optional[Path]:

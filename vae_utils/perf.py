@@ -82,29 +82,31 @@ def reset_peak_memory() -> bool:
         return False
 
 
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process in MB: VmHWM on Linux (resettable), else ru_maxrss."""
+def _proc_status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (reported in kB) in MB, or None where there is no such file."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB: VmHWM on Linux (resettable), else ru_maxrss."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if os.uname().sysname == "Darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
 def memory_mb() -> float:
     """Current resident memory of this process in MB (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    rss = _proc_status_mb("VmRSS")
+    return 0.0 if rss is None else rss
 
 
 def cpu_name() -> str:

@@ -204,6 +204,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
         history, start = ckpt["history"], ckpt["epoch"]
         saved = start
         _set_rng_state(train_loader, ckpt["rng"])
+        print(f"resuming {path.name} after epoch {start} of {cfg.epochs}")
     else:
         seed_everything(cfg.seed)
     steps_per_epoch = len(train_loader)

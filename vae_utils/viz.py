@@ -14,8 +14,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .runtime import save_figure
-
-ACTIVE_NATS = 0.01
+from .train import ACTIVE_NATS  # one threshold for the metric and the picture
 
 
 def _device(model):
