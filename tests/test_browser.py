@@ -37,6 +37,10 @@ def lab(tmp_path):
     work = tmp_path / "work" / "notebooks"  # a copy: the committed notebook is never touched
     work.mkdir(parents=True)
     shutil.copy(ROOT / NOTEBOOK, work)
+    trained = ROOT / "runs" / "05_train" / "checkpoint.pt"
+    if trained.exists():  # the model a learner has after notebook 05; on a clean clone 06 trains its quick one
+        (work / "runs" / "05_train").mkdir(parents=True)
+        shutil.copy(trained, work / "runs" / "05_train")
     settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
     settings.mkdir(parents=True)
     (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}')
@@ -47,8 +51,8 @@ def lab(tmp_path):
     apputils.mkdir(parents=True)  # no "official Jupyter news?" toast over the screenshot
     (apputils / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-               VAE_SMOKE_TEST="1")  # 06 trains its quick model in seconds
+               JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
+    env.pop("VAE_SMOKE_TEST", None)  # 06 as a learner runs it; its figures go to the copy's own figures/
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path / 'work'}",
            "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root",

@@ -38,3 +38,18 @@ def test_smoke_runs_do_not_overwrite_the_committed_figures(monkeypatch):
     assert runtime.figures_dir() == runtime.repo_root() / "runs" / "smoke-figures"
     monkeypatch.setenv(runtime.SMOKE_ENV, "0")
     assert runtime.figures_dir() == runtime.repo_root() / "figures"
+
+
+def test_smoke_runs_do_not_overwrite_the_tutorial_checkpoints(monkeypatch, tmp_path):
+    from vae_utils import runtime
+    from vae_utils.params import checked_path, train_run
+
+    root = runtime.repo_root()
+    monkeypatch.setenv(runtime.SMOKE_ENV, "1")
+    assert train_run().out_dir == root / "runs" / "smoke" / "05_train"
+    assert checked_path("checkpoint", "runs/05_train/checkpoint.pt") == root / "runs/smoke/05_train/checkpoint.pt"
+    assert runtime.run_path("elsewhere/x.pt") == root / "runs/smoke/elsewhere/x.pt"
+    assert runtime.run_path(str(tmp_path / "x.pt")) == tmp_path / "x.pt"  # an explicit absolute path is kept
+    monkeypatch.setenv(runtime.SMOKE_ENV, "0")
+    assert train_run().out_dir == root / "runs" / "05_train"
+    assert checked_path("checkpoint", "runs/05_train/checkpoint.pt") == root / "runs/05_train/checkpoint.pt"

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .data import _check_name, _image_size
 from .model import VAEConfig
-from .runtime import get_device, repo_root
+from .runtime import get_device, run_path
 from .train import TrainConfig
 
 
@@ -63,16 +63,14 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
                       skip_source=skip_source, skip_dropout=skip_dropout, init=init)
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
-    out = Path(out_dir)
-    return TrainRun(data, model, train, out if out.is_absolute() else repo_root() / out, resume)
+    return TrainRun(data, model, train, run_path(out_dir), resume)
 
 
 def checked_path(name: str, value, must_exist: bool = False) -> Optional[Path]:
-    """A path parameter relative to the repository root; must_exist checks it."""
+    """A path parameter relative to the repository root (runtime.run_path); must_exist checks it."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a file path, got {value!r}")
-    p = Path(value)
-    p = p if p.is_absolute() else repo_root() / p
+    p = run_path(value)
     if must_exist and not p.exists():
         raise ValueError(f"{name} {value!r} does not exist")
     return p

@@ -33,11 +33,16 @@ def figures_dir() -> Path:
     return d
 
 
-def runs_dir(*parts: str) -> Path:
-    """Where checkpoints and metrics go: <repo>/runs/..., which git ignores."""
-    d = repo_root().joinpath("runs", *parts)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def run_path(value) -> Path:
+    """A checkpoint or output path from a notebook parameter. A relative path is taken from the repository root;
+    under the smoke test it moves below runs/smoke/ (runs/05_train -> runs/smoke/05_train), so that a
+    reduced-budget run never overwrites the tutorial's checkpoints, as figures_dir() does for figures."""
+    p = Path(value)
+    if p.is_absolute():
+        return p
+    if smoke_test():
+        p = Path("runs", "smoke", *(p.parts[1:] if p.parts[:1] == ("runs",) else p.parts))
+    return repo_root() / p
 
 
 def get_device(name: str = "auto") -> torch.device:
