@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from vae_utils import perf  # noqa: E402
 from vae_utils import train as train_mod  # noqa: E402
 from vae_utils.data import make_loaders  # noqa: E402
-from vae_utils.model import SkipVAE, VAEConfig  # noqa: E402
+from vae_utils.model import SkipVAE, VAEConfig, set_inplace_activations  # noqa: E402
 from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step  # noqa: E402
 
 GOALS = {"fp32": 0.9, "bf16": 0.6, "overhead": 0.05}
@@ -53,6 +53,16 @@ def naive_step(model, opt, x):
     opt.step()
 
 
+def default_step(base: SkipVAE, out_of_place: bool = False, compile: bool = False, **overrides):
+    """step(x): exactly what train() builds and runs per batch, on a copy of `base`; the options change one thing."""
+    cfg = TrainConfig(device="cpu", **overrides)
+    model = set_inplace_activations(copy.deepcopy(base), not out_of_place)
+    model, device = prepare(model, cfg)
+    opt = make_optimizer(model, cfg, device)
+    net = torch.compile(model) if compile else model
+    return lambda x: train_step(net, opt, to_device(x, device, cfg), cfg, beta=1.0)
+
+
 def build_modes(base: SkipVAE, args) -> list:
     """[(name, precision of its roofline, threads or None, step factory)]; each factory returns step(x)."""
 
@@ -61,24 +71,8 @@ def build_modes(base: SkipVAE, args) -> list:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         return lambda x: naive_step(model, opt, x)
 
-    def real(out_of_place=False, **overrides):  # exactly what train() builds and runs per batch
-        def factory():
-            cfg = TrainConfig(device="cpu", **overrides)
-            model = copy.deepcopy(base)
-            for m in model.modules():  # the option below: fresh activation buffers, as before in-place activations
-                if out_of_place and hasattr(m, "inplace"):
-                    m.inplace = False
-            model, device = prepare(model, cfg)
-            opt = make_optimizer(model, cfg, device)
-            return lambda x: train_step(model, opt, to_device(x, device, cfg), cfg, beta=1.0)
-        return factory
-
-    def compiled():
-        cfg = TrainConfig(device="cpu")
-        model, device = prepare(copy.deepcopy(base), cfg)
-        opt = make_optimizer(model, cfg, device)
-        fast = torch.compile(model)
-        return lambda x: train_step(fast, opt, to_device(x, device, cfg), cfg, beta=1.0)
+    def real(**options):  # built when its turn comes, so that peak memory is measured per mode
+        return lambda: default_step(base, **options)
 
     modes = [
         ("naive: eager NCHW fp32, hand-written step", "fp32", None, naive),
@@ -89,7 +83,7 @@ def build_modes(base: SkipVAE, args) -> list:
         ("default on 1 thread", "fp32", 1, real()),
     ]
     if args.compile:
-        modes.append(("option: torch.compile(model)", "fp32", None, compiled))
+        modes.append(("option: torch.compile(model)", "fp32", None, real(compile=True)))
     return modes
 
 
@@ -183,14 +177,12 @@ def profile_default(channels: int, args, fp32_rate: float, flops: float):
                              n_test=args.batch_size)
     xs = [x for x, _ in loader]
     torch.manual_seed(0)
-    cfg = TrainConfig(device="cpu")
-    model, device = prepare(SkipVAE(VAEConfig(in_channels=channels, image_size=args.image_size)), cfg)
-    opt = make_optimizer(model, cfg, device)
+    step = default_step(SkipVAE(VAEConfig(in_channels=channels, image_size=args.image_size)))
     for x in xs[:2]:
-        train_step(model, opt, to_device(x, device, cfg), cfg, 1.0)
+        step(x)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for x in xs[2:4]:
-            train_step(model, opt, to_device(x, device, cfg), cfg, 1.0)
+            step(x)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     conv = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mkldnn_convolution",

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vae_utils import SkipVAE, perf
+from vae_utils.model import set_inplace_activations
 from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step
 
 CPU = dict(device="cpu", progress=False)
@@ -131,10 +132,7 @@ def test_set_threads_validates_and_applies():
 def test_in_place_activations_give_the_same_gradients():
     """The in-place LeakyReLU (a speed choice) computes exactly what the out-of-place one does."""
     base, x = _model_and_batch(3)
-    reference = copy.deepcopy(base)
-    for m in reference.modules():
-        if isinstance(m, torch.nn.LeakyReLU):
-            m.inplace = False
+    reference = set_inplace_activations(copy.deepcopy(base), False)
     assert any(getattr(m, "inplace", False) for m in base.modules())
     grads = []
     for model in (base, reference):

@@ -53,3 +53,11 @@ def test_smoke_runs_do_not_overwrite_the_tutorial_checkpoints(monkeypatch, tmp_p
     monkeypatch.setenv(runtime.SMOKE_ENV, "0")
     assert train_run().out_dir == root / "runs" / "05_train"
     assert checked_path("checkpoint", "runs/05_train/checkpoint.pt") == root / "runs/05_train/checkpoint.pt"
+
+
+def test_only_the_tutorial_run_is_the_tutorial_run():
+    from vae_utils.runtime import is_tutorial_run
+
+    assert is_tutorial_run("runs/05_train") and is_tutorial_run("runs/05_train/checkpoint.pt")
+    assert not is_tutorial_run("runs/long") and not is_tutorial_run("runs/long/checkpoint.pt")
+    assert not is_tutorial_run("runs/05_train/other.pt")

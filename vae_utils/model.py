@@ -133,6 +133,14 @@ def _activation(kind: str, slope: float) -> nn.Module:
     return nn.LeakyReLU(slope, inplace=True) if kind == "leaky_relu" else nn.ReLU(inplace=True)
 
 
+def set_inplace_activations(model: nn.Module, inplace: bool) -> nn.Module:
+    """Switch every activation of `model` to in-place (the default, see _activation) or out-of-place; returns it."""
+    for m in model.modules():
+        if isinstance(m, (nn.LeakyReLU, nn.ReLU)):
+            m.inplace = inplace
+    return model
+
+
 def _tag(module: nn.Module, part: str, step: spec.Step) -> nn.Module:
     module.spec_step = (part, step.step)  # read by shape_report's hooks
     return module

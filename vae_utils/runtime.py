@@ -33,6 +33,15 @@ def figures_dir() -> Path:
     return d
 
 
+TUTORIAL_RUN = Path("runs/05_train")  # notebook 05's default out_dir: the run that the committed figures come from
+
+
+def is_tutorial_run(path) -> bool:
+    """True for notebook 05's default out_dir or its checkpoint (06's default), as a parameter names them.
+    Only that run writes figures/; experiments with their own paths leave the committed figures alone."""
+    return Path(path) in (TUTORIAL_RUN, TUTORIAL_RUN / "checkpoint.pt")
+
+
 def run_path(value) -> Path:
     """A checkpoint or output path from a notebook parameter. A relative path is taken from the repository root;
     under the smoke test it moves below runs/smoke/ (runs/05_train -> runs/smoke/05_train), so that a
