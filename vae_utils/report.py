@@ -36,10 +36,6 @@ class ShapeReport(list):
     columns = ("part", "step", "operation", "spec (H, W, C)", "actual (H, W, C)", "match", "note")
 
     @property
-    def all_match(self) -> bool:
-        return all(r.match for r in self)
-
-    @property
     def mismatches(self) -> list:
         return [r for r in self if not r.match]
 
@@ -59,11 +55,6 @@ class ShapeReport(list):
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        out = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        out += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows()]
-        return "\n".join(out)
 
     def _repr_pretty_(self, p, cycle):  # IPython shows the table, not a list of dataclasses
         p.text(str(self))

@@ -52,11 +52,6 @@ class Step:
                 return kind
         raise ValueError(f"unknown operation {op!r}")
 
-    @property
-    def activation(self) -> Optional[str]:
-        """The activation the table names, if any."""
-        return "LeakyReLU" if "LeakyReLU" in self.operation else None
-
 
 # fmt: off
 ENCODER: tuple[Step, ...] = (
