@@ -96,7 +96,7 @@ def shape_report(model: SkipVAE, height: int = 64, width: int = 64, channels: in
                  parts: tuple = ("encoder", "decoder")) -> ShapeReport:
     """One row per spec step (step, operation, spec shape, actual shape, match) for an input of this size."""
     channels = model.config.in_channels if channels is None else channels
-    x = torch.rand(2, channels, height, width)
+    x = torch.rand(2, channels, height, width, device=next(model.parameters()).device)  # on the model's device
     seen: dict = {}
 
     def record(key):
