@@ -1,4 +1,5 @@
 """Notebooks fit for Colab, git and nbval: the standard opening, badges from one setting, no volatile metadata."""
+import ast
 import re
 import shutil
 import subprocess
@@ -77,6 +78,21 @@ def test_committed_with_outputs_counts_and_no_volatile_metadata(path):
 def test_contract_cells_are_checked_exactly():
     marked = {p.name: sum("# NBVAL_CHECK_OUTPUT" in c.source for c in _read(p).cells) for p in NOTEBOOKS}
     assert marked["02_encoder.ipynb"] >= 2 and marked["03_decoder.ipynb"] >= 2 and marked["05_train.ipynb"] >= 1
+
+
+@pytest.mark.parametrize("name,stage,part", [("02_encoder.ipynb", "EncoderStage", "encoder"),
+                                             ("03_decoder.ipynb", "DecoderStage", "decoder")])
+def test_stages_are_written_in_the_notebook_and_checked_against_the_package(name, stage, part):
+    """02 and 03 define their stage class, load its weights into SkipVAE, and assert that the outputs agree."""
+    code = "\n".join(c.source for c in _read(ROOT / "notebooks" / name).cells if c.cell_type == "code")
+    tree = ast.parse(code)
+    assert stage in {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    assert stage not in {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    loads = [ast.unparse(c.func) for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr == "load_state_dict"]
+    assert any(f".{part}." in f for f in loads), loads  # e.g. model.encoder.stages.load_state_dict
+    checks = [ast.unparse(c) for c in calls if ast.unparse(c.func) in ("torch.testing.assert_close", "torch.equal")]
+    assert any(f".{part}(" in c for c in checks), checks  # the package's encoder or decoder against our outputs
 
 
 def test_badges_check_passes():
