@@ -1,4 +1,5 @@
 """The benchmark scripts run end to end on tiny settings and print their tables. No timing is asserted."""
+import importlib.util
 import re
 import subprocess
 import sys
@@ -6,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from vae_utils.runtime import native_bf16
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(script):
+    spec = importlib.util.spec_from_file_location(script, ROOT / "benchmarks" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(script, *args):
@@ -23,7 +33,10 @@ def test_throughput_prints_every_mode_against_the_roofline():
     for mode in ("naive", "default", "channels_last=False", "out-of-place", "bf16", "1 thread"):
         assert re.search(rf"^\| [^|]*{re.escape(mode)}[^|]* \| 1 \| [\d.]+ \|", text, re.M), mode
     fractions = [float(f) for f in re.findall(r"\*\*(\d\.\d\d)\*\* \|", text)]
-    assert len(fractions) == 6 and all(0 < f for f in fractions)
+    native = native_bf16("cpu")
+    assert len(fractions) == (6 if native else 5) and all(0 < f for f in fractions)  # emulated bf16: no fraction
+    assert ("bf16: not supported (emulated)" in text) is not native
+    assert not re.search(r"bf16.*: met", text) or native
     assert re.search(r"convolutions \(forward and backward\): \d+% of the step", text)
     assert "data-pipeline + logging overhead" in text
 
@@ -34,3 +47,26 @@ def test_quality_prints_the_comparison_with_the_mlp_baseline():
     assert re.search(r"^MLP VAE 784-400-20 \(baseline\) +[\d.]+", text, re.M)
     assert re.search(r"^SkipVAE: skips from z +[\d.]+", text, re.M)
     assert re.search(r"SkipVAE: skips from z: [0-5]/5", text)
+
+
+ROWS = [dict(mode="default: train_step, channels-last fp32", channels=1, precision="fp32", fraction=0.95, ips=212.0),
+        dict(mode="option: precision='bf16'", channels=1, precision="bf16", fraction=6.97, ips=18.0)]
+
+
+def test_emulated_bf16_gets_no_roofline_fraction_and_no_goal(monkeypatch):
+    throughput = _module("throughput")
+    monkeypatch.setattr(throughput, "native_bf16", lambda device: False)
+    verdict = throughput.bf16_verdict(fp32_rate=53.9, bf16_rate=1.04)
+    assert verdict.startswith("bf16: not supported (emulated): its matmul runs at 1.0 GFLOP/s against 54 for fp32")
+    lines = throughput.goal_lines(ROWS, [1], verdict)
+    assert "- C=1, bf16: not supported (emulated), 18.0 images/s against 212.0 in fp32; no goal claimed" in lines
+    assert not any("bf16" in line and "met" in line for line in lines)  # the false pass of an emulated roofline
+    assert any(line.startswith("- C=1, fp32 default: 0.95 of its roofline") for line in lines)
+
+
+def test_native_bf16_is_judged_against_its_goal(monkeypatch):
+    throughput = _module("throughput")
+    monkeypatch.setattr(throughput, "native_bf16", lambda device: True)
+    assert throughput.bf16_verdict(fp32_rate=380, bf16_rate=1419) is None
+    lines = throughput.goal_lines(ROWS, [1], None)
+    assert "- C=1, bf16 option: 6.97 of its roofline, goal >= 0.6: met" in lines

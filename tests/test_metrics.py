@@ -56,7 +56,7 @@ def test_skip_free_models_have_no_skip_reliance_and_generative_ones_use_z():
     assert rel["skip_reliance"] == 0.0
     torch.manual_seed(0)
     model = SkipVAE(in_channels=1, skip_source="z")  # after a few steps, a prior draw in place of z must hurt
-    train(model, train_loader, test_loader, TrainConfig(epochs=1, progress=False))
+    train(model, train_loader, test_loader, TrainConfig(epochs=1, progress=False, precision="fp32"))
     rel = latent_reliance(model, test_loader)
     assert rel["skip_reliance"] == 0.0 and rel["z_reliance"] > 0.3
 
@@ -93,9 +93,9 @@ def test_mlp_baseline_fits_the_same_training_step_and_metrics():
     assert sum(p.numel() for p in model.fc1.parameters()) == 64 * 64 * 400 + 400  # 4096-400-20, pytorch/examples style
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, _ = next(iter(train))
-    first = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False), beta=1.0).total.item()
+    first = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False, precision="fp32"), beta=1.0).total.item()
     for _ in range(20):
-        last = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False), beta=1.0).total.item()
+        last = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False, precision="fp32"), beta=1.0).total.item()
     assert last < first
-    out = evaluate_all(model, test, None, TrainConfig(progress=False, channels_last=False))
+    out = evaluate_all(model, test, None, TrainConfig(progress=False, channels_last=False, precision="fp32"))
     assert out["active_units"] <= 20 and math.isfinite(out["psnr"])

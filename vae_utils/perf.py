@@ -8,6 +8,7 @@ backward), not element-wise work.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import resource
 import statistics
@@ -109,15 +110,64 @@ def memory_mb() -> float:
     return 0.0 if rss is None else rss
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, or the platform's processor string."""
+@functools.lru_cache(maxsize=None)
+def _cpuinfo() -> dict:
+    """The first processor's fields of /proc/cpuinfo ({} where there is no such file); read once per process."""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough: the others repeat it
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
     except OSError:
         pass
+    return info
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, or the platform's processor string."""
     import platform
 
-    return platform.processor() or "unknown CPU"
+    return _cpuinfo().get("model name") or platform.processor() or "unknown CPU"
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (e.g. "avx2", "avx512f", "avx512_bf16", "amx_bf16"); empty elsewhere."""
+    return set(_cpuinfo().get("flags", "").split())
+
+
+def _torch_check(owner, name: str):
+    """torch's own check `owner.name()` (private and absent in older releases), or None where it is missing."""
+    fn = getattr(owner, name, None)
+    try:
+        return bool(fn()) if fn is not None else None
+    except RuntimeError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_native_bf16() -> bool:
+    """True where bf16 matmuls and convolutions run natively on this CPU: AVX512-BF16 or AMX in the hardware,
+    and oneDNN not capped below them (ONEDNN_MAX_CPU_ISA=AVX2 turns them off, leaving bf16 emulated, about 50x
+    slower than fp32 in a matmul)."""
+    hardware = [_torch_check(torch.cpu, "_is_avx512_bf16_supported"), _torch_check(torch.cpu, "_is_amx_tile_supported")]
+    if all(h is None for h in hardware):  # an older torch: read the flags
+        hardware = [bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})]
+    if not any(hardware):
+        return False
+    ops = getattr(torch.ops, "mkldnn", None)
+    onednn = _torch_check(ops, "_is_mkldnn_bf16_supported") if ops is not None else None
+    return onednn is not False  # None: no way to ask oneDNN, so trust the hardware
+
+
+def cpu_summary() -> str:
+    """One line on this CPU for timings that travel: model, cores, vector extensions, native bf16 or not."""
+    flags = cpu_flags()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AMX", "amx_tile")) if flag in flags]
+    used = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()  # ATEN_CPU_CAPABILITY caps it
+    bf16 = "native bf16" if cpu_native_bf16() else "no native bf16 (emulated)"
+    return (f"{cpu_name()}, {cores} CPUs, {'/'.join(isa) or 'no AVX2'}"
+            f"{f' (torch kernels: {used})' if used else ''}, {bf16}")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .losses import LIKELIHOODS, kl_warmup, negative_elbo
 from .model import SkipVAE, VAEConfig
-from .runtime import get_device, seed_everything
+from .runtime import get_device, resolve_precision, seed_everything
 
 ACTIVE_NATS = 0.01  # a latent channel is "active" when its mean KL exceeds this (nats per image)
 
@@ -40,7 +40,7 @@ class TrainConfig:
     grad_clip: float = 100.0  # clip the gradient's global norm to this; 0 turns it off
     seed: int = 0  # seeds torch, and the loader's shuffling when the loader is built with it
     device: str = "auto"  # "auto": CUDA, then MPS, then CPU
-    precision: str = "fp32"  # "fp32"; "bf16": autocast to bfloat16 (CPU or GPU); "fp16": CUDA only, with a GradScaler
+    precision: str = "auto"  # "auto": bf16 where it is native (runtime.native_bf16), else fp32; "fp32"; "bf16": autocast to bfloat16; "fp16": CUDA only, with a GradScaler
     channels_last: bool = True  # NHWC memory format: oneDNN's fast convolution path on CPU
     log_every: int = 10  # steps between step-level history entries
     progress: bool = True  # tqdm progress bars
@@ -57,8 +57,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
@@ -77,12 +77,14 @@ class TrainingDiverged(FloatingPointError):
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
-    """The mixed-precision context for this config: bf16 on CPU or GPU, fp16 on CUDA only."""
-    if cfg.precision == "fp32":
+    """The mixed-precision context for this config on this device ("auto" resolved): bf16 on CPU or GPU, fp16 on
+    CUDA only."""
+    precision = resolve_precision(cfg.precision, device)
+    if precision == "fp32":
         return contextlib.nullcontext()
-    if cfg.precision == "fp16" and device.type != "cuda":
+    if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision='fp16' needs a CUDA GPU (it relies on a GradScaler); use 'bf16' on a CPU")
-    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
