@@ -1,11 +1,12 @@
 """Notebook 05 driven by papermill, as a researcher would: tiny parameters give every artefact; bad ones stop it."""
 import json
+import re
 
 import papermill as pm
 import pytest
 import torch
 
-from vae_utils.checkpoint import load_checkpoint
+from vae_utils.checkpoint import load_checkpoint, read_checkpoint
 from vae_utils.params import train_run
 
 ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
@@ -37,6 +38,14 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     assert resumed["epoch"][0] == history["epoch"][0]  # epoch 1 kept, not retrained
     assert resumed["epoch"][1]["step"] == 4  # 2 steps per epoch, counted on from the checkpoint
 
+    # resuming under another seed is another run: it stops, naming what differs, and leaves the checkpoint alone
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(pm.PapermillExecutionError, match=r"CheckpointError.*cannot resume.*train\.seed: 0 -> 1"):
+        pm.execute_notebook(str(NB), str(tmp_path / "reseeded.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+                            progress_bar=False, parameters=dict(n_train=64, n_test=32, epochs=3, batch_size=32,
+                                                                out_dir=str(out), resume=True, seed=1))
+    assert (out / "checkpoint.pt").read_bytes() == before
+
 
 def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="epochs must be a positive integer, got 'abc'"):
@@ -58,3 +67,31 @@ def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
 def test_every_parameter_is_validated_up_front(params, match):
     with pytest.raises(ValueError, match=match):
         train_run(**params)
+
+
+@pytest.mark.slow
+def test_07_rerun_under_another_seed_retrains_instead_of_reusing(tmp_path, monkeypatch):
+    """Re-running 07 into the same out_dir reloads its models only when nothing that shaped them has changed."""
+    monkeypatch.setenv("VAE_SMOKE_TEST", "1")  # the smoke budget, and figures under runs/: never the committed ones
+    nb07, out = ROOT / "notebooks" / "07_skip_connections.ipynb", tmp_path / "skips"
+    figures = {p: p.read_bytes() for p in (ROOT / "figures").glob("skips_*.png")}
+
+    def run(name, **params):
+        pm.execute_notebook(str(nb07), str(tmp_path / name), cwd=str(nb07.parent), kernel_name="python3",
+                            progress_bar=False, parameters=dict(out_dir=str(out), **params))
+        text = (tmp_path / name).read_text()
+        return text, {p.name: read_checkpoint(p) for p in sorted(out.glob("*.pt"))}
+
+    first, ckpts = run("first.ipynb", seed=0)
+    assert len(ckpts) == 6 and all(c["identity"]["train"]["seed"] == 0 for c in ckpts.values())
+    again, _ = run("again.ipynb", seed=0)
+    assert len(re.findall(r"loaded [\w-]+\.pt: trained 1 epoch", again)) == 6  # the same run: reused
+    assert "other settings" not in again
+    second, ckpts2 = run("second.ipynb", seed=1)
+    assert second.count("was trained with other settings (train.seed: 0 -> 1; data.seed: 0 -> 1): "
+                        "training from scratch") == 6
+    assert not re.search(r"loaded [\w-]+\.pt: trained", second)
+    assert all(c["identity"]["data"]["seed"] == 1 for c in ckpts2.values())
+    for name in ckpts:  # new models, not the old ones reported again
+        assert ckpts2[name]["history"]["epoch"][-1] != ckpts[name]["history"]["epoch"][-1]
+    assert figures == {p: p.read_bytes() for p in (ROOT / "figures").glob("skips_*.png")}

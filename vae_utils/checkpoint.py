@@ -1,7 +1,7 @@
 """Checkpoints: written atomically, read with `weights_only=True`, and rebuilt from the config they store.
 
-A checkpoint holds the weights, the model config, the optimiser state, the epoch, the history and the RNG
-states, so a run can resume exactly. `torch.load(weights_only=True)` never runs code from the file: a
+A checkpoint holds the weights, the model config, the optimiser state, the epoch, the history, the RNG states and
+the run identity (`identity.py`), so a run can resume exactly, and only the run that made it can reuse it. `torch.load(weights_only=True)` never runs code from the file: a
 checkpoint downloaded from the internet is data, not a program.
 """
 from __future__ import annotations
@@ -25,9 +25,11 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, history: Optional[dict] = None,
-                    train_config=None, rng: Optional[dict] = None, extra: Optional[dict] = None) -> Path:
+                    train_config=None, rng: Optional[dict] = None, extra: Optional[dict] = None,
+                    identity: Optional[dict] = None) -> Path:
     """Write a checkpoint atomically: to a temporary file beside it, then os.replace, so a crash never leaves
-    half a file where the last good checkpoint was."""
+    half a file where the last good checkpoint was. `train_config` is stored as asked (precision "auto"
+    included); `identity` (identity.run_identity) holds the precision the run really used."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -40,6 +42,7 @@ def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, histor
         "train_config": dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config,
         "rng": rng or {},
         "extra": extra or {},
+        "identity": identity or {},
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -16,7 +16,8 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from .identity import describe_data, identity_diff, run_identity
 from .losses import LIKELIHOODS, kl_warmup, negative_elbo
 from .model import SkipVAE, VAEConfig
 from .runtime import get_device, resolve_precision, seed_everything
@@ -186,21 +187,28 @@ def _set_rng_state(loader, state: dict):
 
 
 def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint: Optional[str] = None,
-          resume: bool = False) -> dict:
+          resume: bool = False, data: Optional[dict] = None) -> dict:
     """Train `model` in place and return its history {"step": [...], "epoch": [...]}.
 
     checkpoint: where to save after every epoch (atomically), with the history as JSON beside it
-    (<name>.history.json). resume=True continues from that checkpoint when it exists. Ctrl-C saves a
-    resumable checkpoint (the interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged
-    and leaves the last good checkpoint in place.
+    (<name>.history.json). resume=True continues from that checkpoint when it exists, and refuses (CheckpointError)
+    one whose run identity differs in anything but the number of epochs. Ctrl-C saves a resumable checkpoint (the
+    interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged and leaves the last good
+    checkpoint in place. data: data settings beyond what the loader shows (make_loaders keywords), for the identity.
     """
     model, device = prepare(model, cfg)
     optimizer = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.type == "cuda" else None
+    identity = run_identity(model.config, cfg, describe_data(train_loader, data))
     history, start, saved = {"step": [], "epoch": []}, 0, None
     path = Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
-        _, ckpt = load_checkpoint(path, device, expect=model.config)
+        _, ckpt = load_checkpoint(path, device)
+        diff = identity_diff(ckpt.get("identity"), identity)
+        if diff:
+            raise CheckpointError(f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}). "
+                                  f"Resume only continues the same run for more epochs: start over with "
+                                  f"resume=False, or give this run its own checkpoint (out_dir)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         history, start = ckpt["history"], ckpt["epoch"]
@@ -217,7 +225,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
         nonlocal saved
         if path is not None:
             saved = epoch
-            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader))
+            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader), identity=identity)
             path.with_suffix(".history.json").write_text(json.dumps(history))
 
     epoch = start
@@ -252,24 +260,29 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
 
 
 def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig, train_loader, val_loader,
-                  device: str = "cpu"):
-    """(model, history): load `checkpoint` if it holds this model config trained for this many epochs;
-    otherwise train one (resuming a matching, unfinished checkpoint) and save it there."""
+                  device: str = "cpu", data: Optional[dict] = None):
+    """(model, history): load `checkpoint` if it holds this very run (the same run identity: model, training
+    settings, data and seed) trained for at least this many epochs. Otherwise train and save it there: on from a
+    matching, unfinished checkpoint, or from scratch when anything differs (printed, old -> new); the old file
+    stays until the new run's first epoch replaces it. data: as for `train`."""
     path, resume = Path(checkpoint), False
     if path.exists():
         try:
             ckpt = read_checkpoint(path)
-            resume = VAEConfig.from_dict(ckpt["model_config"]) == model_config
-            if resume and ckpt["epoch"] >= train_config.epochs:
+            diff = identity_diff(ckpt.get("identity"),
+                                 run_identity(model_config, train_config, describe_data(train_loader, data)))
+            if not diff and ckpt["epoch"] >= train_config.epochs:
                 model, ckpt = load_checkpoint(path, device)
                 print(f"loaded {path.name}: trained {ckpt['epoch']} epoch(s)")
                 return model, ckpt["history"]
-            print(f"{path.name} holds {'fewer epochs' if resume else 'another configuration'}: training")
+            resume = not diff
+            print(f"{path.name} holds {ckpt['epoch']} of {train_config.epochs} epochs: training on" if resume else
+                  f"{path.name} was trained with other settings ({'; '.join(diff)}): training from scratch")
         except (ValueError, KeyError) as err:
             print(f"{path.name} is unusable ({err}): training a new one")
     seed_everything(train_config.seed)  # the initial weights are part of what the seed fixes
     model = SkipVAE(model_config)
-    history = train(model, train_loader, val_loader, train_config, checkpoint=path, resume=resume)
+    history = train(model, train_loader, val_loader, train_config, checkpoint=path, resume=resume, data=data)
     return model.to(device), history
 
 
