@@ -1,9 +1,10 @@
-"""Checkpoints: exact round trips, atomic writes, safe loading, and clear errors for bad files."""
+"""Checkpoints, resumable and weights-only: exact round trips, atomic writes, safe loading, clear errors for bad files."""
 import pytest
 import torch
 
 from vae_utils import SkipVAE, VAEConfig
-from vae_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vae_utils.checkpoint import WEIGHTS_FORMAT, CheckpointError, export_weights, load_checkpoint, save_checkpoint
+from vae_utils.perf import cpu_summary
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -73,3 +74,66 @@ def test_mismatched_architecture(tmp_path):
 def test_missing_file_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="notebook 05"):
         load_checkpoint(tmp_path / "nothing.pt")
+
+
+# --- weights-only exports ---------------------------------------------------------------------------------
+
+def _trained_a_step(**kw):
+    torch.manual_seed(0)
+    model = SkipVAE(in_channels=1, skip_source="z", **kw)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.rand(2, 1, 64, 64))[0].mean().backward()
+    opt.step()  # the optimiser now holds two moments per weight, as after any training
+    return model.eval(), opt
+
+
+def test_weights_only_exports_are_a_third_and_a_sixth_of_a_resumable_checkpoint(tmp_path):
+    model, opt = _trained_a_step()
+    n = sum(p.numel() for p in model.parameters())
+    full = save_checkpoint(tmp_path / "full.pt", model, opt, epoch=1).stat().st_size
+    fp32 = export_weights(tmp_path / "w32.pt", model, dtype=torch.float32).stat().st_size
+    fp16 = export_weights(tmp_path / "w16.pt", model).stat().st_size  # fp16 is the default
+    assert 4 * n < fp32 < 4 * n * 1.02 and 2 * n < fp16 < 2 * n * 1.03  # the weights, and little else
+    assert full > 2.9 * fp32  # weights, Adam's two moments, history, RNG state
+    assert 14e6 < fp32 < 18e6 and 7e6 < fp16 < 9e6  # the tutorial's model: about 16 MB and 8 MB
+
+
+def test_weights_only_round_trip_and_summary(tmp_path):
+    model, _ = _trained_a_step()
+    identity = {"model": model.config.to_dict(), "train": {"seed": 0}, "data": {"name": "shapes", "n_train": 8000}}
+    summary = {"neg_elbo": 231.5, "images_seen": 24000, "minutes": 1.1}
+    export_weights(tmp_path / "w32.pt", model, summary=summary, dtype=torch.float32, identity=identity)
+    export_weights(tmp_path / "w16.pt", model, summary=summary, identity=identity)
+    raw = torch.load(tmp_path / "w16.pt", weights_only=True)  # plain data: safe to load from anywhere
+    assert raw["format"] == WEIGHTS_FORMAT and raw["dtype"] == "float16" and "optimizer" not in raw
+    assert raw["identity"] == identity and raw["model_config"] == model.config.to_dict()
+    assert raw["summary"]["images_seen"] == 24000 and raw["summary"]["cpu"] == cpu_summary()
+    assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
+    x = torch.rand(2, 1, 64, 64)
+    exact, _ = load_checkpoint(tmp_path / "w32.pt")
+    assert torch.equal(exact.eval().reconstruct(x), model.reconstruct(x))
+    half, ckpt = load_checkpoint(tmp_path / "w16.pt")
+    assert all(p.dtype == torch.float32 for p in half.parameters())  # cast back on load
+    assert ckpt["summary"]["neg_elbo"] == 231.5
+    torch.testing.assert_close(half.eval().reconstruct(x), model.reconstruct(x), atol=2e-2, rtol=0)
+
+
+def test_bad_weights_files_name_what_was_expected(tmp_path):
+    model, _ = _trained_a_step()
+    path = export_weights(tmp_path / "w.pt", model)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["skip_source"] = "encoder"  # config says encoder skips, weights are for skips from z
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="weights do not fit the stored config"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"different architecture.*skip_source"):
+        load_checkpoint(export_weights(tmp_path / "w2.pt", model), expect=VAEConfig(in_channels=1))
+    del ckpt["model"]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"lacks \['model'\]: expected a vae-skipnet-weights/1 file"):
+        load_checkpoint(path)
+    path.write_bytes(export_weights(tmp_path / "w3.pt", model).read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="dtype must be torch.float16, torch.bfloat16 or torch.float32"):
+        export_weights(tmp_path / "w4.pt", model, dtype=torch.int8)

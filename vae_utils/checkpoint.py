@@ -1,8 +1,12 @@
 """Checkpoints: written atomically, read with `weights_only=True`, and rebuilt from the config they store.
 
-A checkpoint holds the weights, the model config, the optimiser state, the epoch, the history, the RNG states and
-the run identity (`identity.py`), so a run can resume exactly, and only the run that made it can reuse it. `torch.load(weights_only=True)` never runs code from the file: a
-checkpoint downloaded from the internet is data, not a program.
+Two kinds, both read by `load_checkpoint`:
+- resumable (`save_checkpoint`, about 48 MB): the weights, the model config, the optimiser state, the epoch, the
+  history, the RNG states and the run identity (`identity.py`), so a run can resume exactly;
+- weights only (`export_weights`, about 8 MB in fp16, 16 MB in fp32): the weights, the model config, the run
+  identity and a training summary, to load or share a trained model.
+`torch.load(weights_only=True)` never runs code from the file: a checkpoint downloaded from the internet is data,
+not a program.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ import torch
 
 from .model import SkipVAE, VAEConfig
 
-FORMAT = "vae-skipnet/1"
+FORMAT = "vae-skipnet/1"  # resumable
+WEIGHTS_FORMAT = "vae-skipnet-weights/1"  # weights only
 
 
 class CheckpointError(ValueError):
@@ -27,12 +32,9 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, history: Optional[dict] = None,
                     train_config=None, rng: Optional[dict] = None, extra: Optional[dict] = None,
                     identity: Optional[dict] = None) -> Path:
-    """Write a checkpoint atomically: to a temporary file beside it, then os.replace, so a crash never leaves
-    half a file where the last good checkpoint was. `train_config` is stored as asked (precision "auto"
-    included); `identity` (identity.run_identity) holds the precision the run really used."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
+    """Write a resumable checkpoint atomically. `train_config` is stored as asked (precision "auto" included);
+    `identity` (identity.run_identity) holds the precision the run really used."""
+    return _write(path, {
         "format": FORMAT,
         "model_config": model.config.to_dict(),
         "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -43,7 +45,35 @@ def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, histor
         "rng": rng or {},
         "extra": extra or {},
         "identity": identity or {},
-    }
+    })
+
+
+def export_weights(path, model: SkipVAE, summary: Optional[dict] = None, dtype=torch.float16,
+                   identity: Optional[dict] = None) -> Path:
+    """Write a weights-only file atomically: the weights in `dtype` (fp16: half the size of fp32; loading casts
+    them back to fp32), the model config, the run identity and a training summary (e.g. the metrics, images
+    seen, minutes; the CPU is added). It cannot resume training; `load_checkpoint` and
+    `torch.load(weights_only=True)` read it."""
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise ValueError(f"dtype must be torch.float16, torch.bfloat16 or torch.float32, got {dtype!r}")
+    from .perf import cpu_summary  # late import: perf is not needed to read or write resumable checkpoints
+
+    return _write(path, {
+        "format": WEIGHTS_FORMAT,
+        "model_config": model.config.to_dict(),
+        "model": {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+                  for k, v in model.state_dict().items()},
+        "dtype": str(dtype).replace("torch.", ""),
+        "identity": identity or {},
+        "summary": {"cpu": cpu_summary(), **(summary or {})},
+    })
+
+
+def _write(path, state: dict) -> Path:
+    """torch.save to a temporary file beside `path`, then os.replace, so a crash never leaves half a file where the
+    last good one was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(state, tmp)
@@ -54,7 +84,7 @@ def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, histor
 
 
 def read_checkpoint(path, device="cpu") -> dict:
-    """The checkpoint's contents, validated; CheckpointError for anything else."""
+    """The file's contents, validated (either kind; ckpt["format"] tells which); CheckpointError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one first (notebook 05 writes runs/05_train/checkpoint.pt)")
@@ -63,15 +93,20 @@ def read_checkpoint(path, device="cpu") -> dict:
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not written by "
                               f"torch.save: {str(err).splitlines()[0][:160]}); re-train or point to another file") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, WEIGHTS_FORMAT):
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path} is not a VAE-SkipNet checkpoint: expected a dict with format {FORMAT!r} "
-                              f"and keys model_config, model, ...; got {keys}")
+                              f"(resumable) or {WEIGHTS_FORMAT!r} (weights only) and keys model_config, model, ...; "
+                              f"got {keys}")
+    missing = [k for k in ("model_config", "model") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}: expected a {ckpt['format']} file holding model_config and "
+                              f"model; the file was edited or truncated, re-train or re-export it")
     return ckpt
 
 
 def load_checkpoint(path, device="cpu", expect: Optional[VAEConfig] = None):
-    """(model, checkpoint dict): the model rebuilt from the stored config with its weights loaded.
+    """(model, checkpoint dict): the model rebuilt from the stored config with its weights loaded, in fp32.
 
     `expect`: raise CheckpointError unless the stored config equals this one.
     """
@@ -84,8 +119,8 @@ def load_checkpoint(path, device="cpu", expect: Optional[VAEConfig] = None):
         diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(expect).items() if getattr(config, k) != v}
         raise CheckpointError(f"{path} was trained with a different architecture; (expected, found): {diff}")
     model = SkipVAE(config)
-    try:
-        model.load_state_dict(ckpt["model"])
+    try:  # an fp16 or bf16 export is cast back to fp32, the dtype every computation here expects
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()})
     except RuntimeError as err:
         raise CheckpointError(f"{path}: the weights do not fit the stored config ({str(err).splitlines()[0]}); "
                               f"the file was edited or written by another architecture") from None
