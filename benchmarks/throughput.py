@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from vae_utils import perf  # noqa: E402
 from vae_utils import train as train_mod  # noqa: E402
 from vae_utils.data import make_loaders  # noqa: E402
-from vae_utils.model import SkipVAE, VAEConfig, set_inplace_activations  # noqa: E402
+from vae_utils.model import SkipVAE, set_inplace_activations  # noqa: E402
 from vae_utils.runtime import native_bf16, resolve_precision  # noqa: E402
-from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step  # noqa: E402
+from vae_utils.train import make_optimizer, prepare, to_device, train_step  # noqa: E402
+from vae_utils.tutorial_config import DATASET, IMAGE_SIZE, TRAIN, model_config, train_config  # noqa: E402
 
 GOALS = {"fp32": 0.9, "bf16": 0.6, "overhead": 0.05}
 
@@ -57,13 +58,14 @@ def naive_step(model, opt, x):
 
 
 def default_step(base: SkipVAE, out_of_place: bool = False, compile: bool = False, **overrides):
-    """step(x): exactly what train() builds and runs per batch, on a copy of `base`; the options change one thing."""
-    cfg = TrainConfig(device="cpu", **{"precision": "fp32", **overrides})
+    """step(x): exactly what train() builds and runs per batch, on a copy of `base` with the tutorial's training
+    config in fp32; the options change one thing."""
+    cfg = train_config(device="cpu", **{"precision": "fp32", **overrides})
     model = set_inplace_activations(copy.deepcopy(base), not out_of_place)
     model, device = prepare(model, cfg)
     opt = make_optimizer(model, cfg, device)
     net = torch.compile(model) if compile else model
-    return lambda x: train_step(net, opt, to_device(x, device, cfg), cfg, beta=1.0)
+    return lambda x: train_step(net, opt, to_device(x, device, cfg), cfg, beta=cfg.beta)  # warm-up done
 
 
 def build_modes(base: SkipVAE, args) -> list:
@@ -71,7 +73,7 @@ def build_modes(base: SkipVAE, args) -> list:
 
     def naive():
         model = copy.deepcopy(base)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(model.parameters(), lr=TRAIN.lr)
         return lambda x: naive_step(model, opt, x)
 
     def real(**options):  # built when its turn comes, so that peak memory is measured per mode
@@ -124,11 +126,11 @@ def goal_lines(rows: list, channels: list, verdict: str | None) -> list:
 def bench_channels(channels: int, args, flops_rows: list) -> list:
     """Time every mode on `channels`-channel shapes; returns table rows."""
     b, size = args.batch_size, args.image_size
-    loader, _ = make_loaders("shapes", size, channels, b, n_train=8 * b, n_test=b)
+    loader, _ = make_loaders(DATASET, size, channels, b, n_train=8 * b, n_test=b)
     batches = itertools.cycle(list(loader))  # the real loader's batches, pre-drawn so modes see the same data
     torch.manual_seed(0)
-    base = SkipVAE(VAEConfig(in_channels=channels, image_size=size))
-    flops = perf.train_step_flops(base, next(batches)[0], TrainConfig(channels_last=False, precision="fp32"))
+    base = SkipVAE(model_config(in_channels=channels, image_size=size))  # the tutorial's model
+    flops = perf.train_step_flops(base, next(batches)[0], train_config(channels_last=False, precision="fp32"))
     flops_rows.append((channels, flops))
     threads = torch.get_num_threads()
     modes, samples, memory = [], {}, {}
@@ -172,9 +174,9 @@ def bench_channels(channels: int, args, flops_rows: list) -> list:
 
 def bench_epoch(channels: int, precision: str, args) -> dict:
     """One epoch of the real train() on shapes, logging and progress bar on; step and validation time apart."""
-    loaders = make_loaders("shapes", args.image_size, channels, args.batch_size, n_train=args.epoch_images,
+    loaders = make_loaders(DATASET, args.image_size, channels, args.batch_size, n_train=args.epoch_images,
                            n_test=args.batch_size * 2)
-    cfg = TrainConfig(epochs=1, precision=precision, seed=0, device="cpu")
+    cfg = train_config(epochs=1, precision=precision, device="cpu")
     clock = {"step": 0.0, "eval": 0.0}
     real_step, real_eval = train_mod.train_step, train_mod.evaluate
 
@@ -190,7 +192,7 @@ def bench_epoch(channels: int, precision: str, args) -> dict:
     train_mod.train_step, train_mod.evaluate = timed("step", real_step), timed("eval", real_eval)
     try:
         torch.manual_seed(0)
-        model = SkipVAE(VAEConfig(in_channels=channels, image_size=args.image_size))
+        model = SkipVAE(model_config(in_channels=channels, image_size=args.image_size))
         t = time.perf_counter()
         history = train_mod.train(model, *loaders, cfg)
         wall = time.perf_counter() - t
@@ -206,11 +208,11 @@ def profile_default(channels: int, args, fp32_rate: float, flops: float):
     """Where the default step's time goes: torch.profiler's top operators, and the convolutions' own GFLOP/s."""
     from torch.profiler import ProfilerActivity, profile
 
-    loader, _ = make_loaders("shapes", args.image_size, channels, args.batch_size, n_train=4 * args.batch_size,
+    loader, _ = make_loaders(DATASET, args.image_size, channels, args.batch_size, n_train=4 * args.batch_size,
                              n_test=args.batch_size)
     xs = [x for x, _ in loader]
     torch.manual_seed(0)
-    step = default_step(SkipVAE(VAEConfig(in_channels=channels, image_size=args.image_size)))
+    step = default_step(SkipVAE(model_config(in_channels=channels, image_size=args.image_size)))
     for x in xs[:2]:
         step(x)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -234,11 +236,12 @@ WAIT_POLICY_SCRIPT = r"""
 import sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from vae_utils.model import SkipVAE
-from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step
+from vae_utils.train import make_optimizer, prepare, to_device, train_step
+from vae_utils.tutorial_config import model_config, train_config
 c, size, b, steps = (int(a) for a in sys.argv[2:6])
 torch.manual_seed(0)
-cfg = TrainConfig(device="cpu", precision="fp32")
-model, device = prepare(SkipVAE(in_channels=c, image_size=size), cfg)
+cfg = train_config(device="cpu", precision="fp32")
+model, device = prepare(SkipVAE(model_config(in_channels=c, image_size=size)), cfg)
 opt = make_optimizer(model, cfg, device)
 x = to_device(torch.rand(b, c, size, size), device, cfg)
 train_step(model, opt, x, cfg, 1.0)
@@ -270,8 +273,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="channels 1 only, 3 repeats, a short epoch")
     p.add_argument("--channels", type=int, nargs="+", default=None, help="default: 1 3 (--quick: 1)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=TRAIN.batch_size)
+    p.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     p.add_argument("--repeats", type=int, default=None, help="timed samples per mode (default 5, --quick 3)")
     p.add_argument("--steps", type=int, default=None, help="training steps per sample (default 3, --quick 2)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per mode before the first sample")

@@ -56,7 +56,7 @@ def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
 @pytest.mark.parametrize("params,match", [
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
     (dict(image_size=100), "not a multiple of 64"),
-    (dict(channels=2), "channels must be 1, 3 or None"),
+    (dict(channels=2), r"channels must be 1, 3, 'native' \(the dataset's own\) or None"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(skips="diagonal"), "skips must be one of"),
     (dict(device="tpu"), "device must be"),

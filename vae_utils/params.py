@@ -1,7 +1,8 @@
 """Papermill parameters: checked once, where they enter a notebook, with errors that name what was expected.
 
-`train_run(**params)` turns notebook 05's knobs into (data kwargs, VAEConfig, TrainConfig, output folder);
-each config dataclass validates its own fields, so the rules live in one place.
+A parameter left at `None` takes the tutorial's default (`tutorial_config`): `tutorial_defaults` fills them in
+for notebooks 01, 04, 06 and 07; `train_run(**params)` turns notebook 05's knobs into (data kwargs, VAEConfig,
+TrainConfig, output folder). Each config dataclass validates its own fields, so the rules live in one place.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .data import _check_name, _image_size
 from .model import VAEConfig
 from .runtime import get_device, run_path
 from .train import TrainConfig
+from .tutorial_config import model_config, notebook_defaults, train_config
 
 
 @dataclass
@@ -26,29 +28,48 @@ class TrainRun:
     resume: bool = False  # continue from out_dir/checkpoint.pt when an earlier run stopped early
 
 
-def _int(name, value, low=1, allow_none=False):
-    if value is None and allow_none:
+def tutorial_defaults(notebook: str, **params):
+    """The values of a notebook's parameters, in the order given, each None replaced by the tutorial's default;
+    e.g. `n_train, seed = tutorial_defaults("07", n_train=n_train, seed=seed)`."""
+    defaults = notebook_defaults(notebook)
+    values = tuple(defaults[name] if value is None else value for name, value in params.items())
+    return values[0] if len(values) == 1 else values
+
+
+def _count(name, value):
+    """An image count: a positive integer, or "all" (the whole split) as None."""
+    if value == "all":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, 'all' (the whole split) or None (the tutorial "
+                         f"default), got {value!r}")
     return value
 
 
-def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", download=False, n_train=None, n_test=None,
-              epochs=3, batch_size=64, lr=1e-3, beta=1.0, warmup=1.0, free_bits=0.0, likelihood="bernoulli",
-              latent="learned", skips="none", skip_source="encoder", skip_dropout=0.0, init="kaiming", seed=0, device="auto",
-              precision="fp32", out_dir="runs/05_train", resume=False) -> TrainRun:
-    """Validate notebook 05's parameters; raises ValueError naming the parameter, the value and what is allowed."""
+def train_run(dataset=None, image_size=None, channels=None, data_root="data", download=False, n_train=None,
+              n_test=None, epochs=None, batch_size=None, lr=None, beta=None, warmup=None, free_bits=None,
+              likelihood=None, latent=None, skips=None, skip_source=None, skip_dropout=None, init=None, seed=None,
+              device="auto", precision=None, out_dir="runs/05_train", resume=False) -> TrainRun:
+    """Validate notebook 05's parameters, None taking the tutorial's default; raises ValueError naming the
+    parameter, the value and what is allowed."""
+    (dataset, image_size, channels, n_train, n_test, epochs, batch_size, lr, beta, warmup, free_bits, likelihood,
+     latent, skips, skip_source, skip_dropout, init, seed, precision) = tutorial_defaults(
+        "05", dataset=dataset, image_size=image_size, channels=channels, n_train=n_train, n_test=n_test,
+        epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup=warmup, free_bits=free_bits,
+        likelihood=likelihood, latent=latent, skips=skips, skip_source=skip_source, skip_dropout=skip_dropout,
+        init=init, seed=seed, precision=precision)
     _check_name(dataset)
     h, w = _image_size(image_size)
-    if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1, 3 or None (the dataset's own), got {channels!r}")
+    if channels not in (1, 3, "native"):
+        raise ValueError(f"channels must be 1, 3, 'native' (the dataset's own) or None (the tutorial default), "
+                         f"got {channels!r}")
     if not isinstance(data_root, str):
         raise ValueError(f"data_root must be a folder path, got {data_root!r}")
     if not isinstance(download, bool):
         raise ValueError(f"download must be True or False, got {download!r}")
-    n_train, n_test = _int("n_train", n_train, allow_none=True), _int("n_test", n_test, allow_none=True)
-    _int("seed", seed, low=0)
+    n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if not isinstance(device, str):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
     get_device(device)  # raises for an unknown or absent device
@@ -56,11 +77,12 @@ def train_run(dataset="shapes", image_size=64, channels=None, data_root="data", 
         raise ValueError(f"resume must be True or False, got {resume!r}")
     if not isinstance(out_dir, str) or not out_dir:
         raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
-    train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup_epochs=warmup,
-                        free_bits=free_bits, likelihood=likelihood, seed=seed, device=device, precision=precision)
+    train = train_config(epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup_epochs=warmup,
+                         free_bits=free_bits, likelihood=likelihood, seed=seed, device=device, precision=precision)
+    channels = None if channels == "native" else channels  # make_loaders: None keeps the dataset's own
     natural = 1 if dataset in ("shapes", "mnist", "fashion-mnist") else 3
-    model = VAEConfig(in_channels=channels or natural, image_size=(h, w), latent=latent, skips=skips,
-                      skip_source=skip_source, skip_dropout=skip_dropout, init=init)
+    model = model_config(in_channels=channels or natural, image_size=(h, w), latent=latent, skips=skips,
+                         skip_source=skip_source, skip_dropout=skip_dropout, init=init)
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
     return TrainRun(data, model, train, run_path(out_dir), resume)

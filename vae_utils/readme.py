@@ -3,7 +3,8 @@
 Generated sections sit between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
 - `spec`: both step tables, from `spec.py`;
 - `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph;
-- `params`: each parameterised notebook's papermill parameters, with defaults and comments.
+- `params`: each parameterised notebook's papermill parameters, with defaults (a `None` that stands for the
+  tutorial's default shows that default, from `tutorial_config.py`) and comments.
 """
 from __future__ import annotations
 
@@ -30,17 +31,33 @@ def notebook_rows(root: Path = ROOT) -> str:
     return "\n".join(lines) + "\n"
 
 
+TUTORIAL_DEFAULT = "; None: the tutorial default"  # how a notebook marks a parameter that tutorial_config fills in
+
+
+def _literal(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 def parameter_tables(root: Path = ROOT) -> str:
-    """One table per parameterised notebook, read by papermill itself (`papermill --help-notebook`)."""
+    """One table per parameterised notebook, read by papermill itself (`papermill --help-notebook`); a parameter
+    whose default is None, "the tutorial default", shows the value it stands for, from `tutorial_config`."""
     import papermill as pm
 
-    out = []
+    from .tutorial_config import notebook_defaults
+
+    out = ["A default marked *(tutorial)* comes from `vae_utils/tutorial_config.py`, the one place the tutorial's "
+           "defaults are defined; in the notebook the parameter is `None`, which stands for it.", ""]
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         params = pm.inspect_notebook(str(path))
         if not params:
             continue
         out += [f"**{path.name}**", "", "| Parameter | Default | Meaning |", "|---|---|---|"]
-        out += [f"| `{p['name']}` | `{p['default']}` | {p['help']} |" for p in params.values()]
+        for p in params.values():
+            default, help = f"`{p['default']}`", p["help"]
+            if p["default"] == "None" and help.endswith(TUTORIAL_DEFAULT):
+                default = f"`{_literal(notebook_defaults(path.name[:2])[p['name']])}` *(tutorial)*"
+                help = help[:-len(TUTORIAL_DEFAULT)]
+            out.append(f"| `{p['name']}` | {default} | {help} |")
         out.append("")
     return "\n".join(out)
 
