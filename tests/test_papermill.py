@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vae_utils.checkpoint import load_checkpoint, read_checkpoint
+from vae_utils.kernels import execute_notebook
 from vae_utils.params import train_run
 
 ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ NB = ROOT / "notebooks" / "05_train.ipynb"
 def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)  # the parameters alone make it small
     out = tmp_path / "run"
-    pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+    execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
                         progress_bar=False,
                         parameters=dict(n_train=64, n_test=32, epochs=1, batch_size=32, out_dir=str(out)))
     model, ckpt = load_checkpoint(out / "checkpoint.pt")
@@ -29,7 +30,7 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     assert model(torch.rand(1, 1, 64, 64))[0].shape == (1, 1, 64, 64)
 
     # the same run asked for one more epoch with resume=True continues the checkpoint instead of starting over
-    pm.execute_notebook(str(NB), str(tmp_path / "resumed.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+    execute_notebook(str(NB), str(tmp_path / "resumed.ipynb"), cwd=str(NB.parent), kernel_name="python3",
                         progress_bar=False, parameters=dict(n_train=64, n_test=32, epochs=2, batch_size=32,
                                                             out_dir=str(out), resume=True))
     assert "resuming checkpoint.pt after epoch 1 of 2" in (tmp_path / "resumed.ipynb").read_text()
@@ -41,7 +42,7 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     # resuming under another seed is another run: it stops, naming what differs, and leaves the checkpoint alone
     before = (out / "checkpoint.pt").read_bytes()
     with pytest.raises(pm.PapermillExecutionError, match=r"CheckpointError.*cannot resume.*train\.seed: 0 -> 1"):
-        pm.execute_notebook(str(NB), str(tmp_path / "reseeded.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+        execute_notebook(str(NB), str(tmp_path / "reseeded.ipynb"), cwd=str(NB.parent), kernel_name="python3",
                             progress_bar=False, parameters=dict(n_train=64, n_test=32, epochs=3, batch_size=32,
                                                                 out_dir=str(out), resume=True, seed=1))
     assert (out / "checkpoint.pt").read_bytes() == before
@@ -49,7 +50,7 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
 
 def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="epochs must be a positive integer, got 'abc'"):
-        pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
+        execute_notebook(str(NB), str(tmp_path / "out.ipynb"), cwd=str(NB.parent), kernel_name="python3",
                             progress_bar=False, parameters=dict(epochs="abc"))
 
 
@@ -77,7 +78,7 @@ def test_07_rerun_under_another_seed_retrains_instead_of_reusing(tmp_path, monke
     figures = {p: p.read_bytes() for p in (ROOT / "figures").glob("skips_*.png")}
 
     def run(name, **params):
-        pm.execute_notebook(str(nb07), str(tmp_path / name), cwd=str(nb07.parent), kernel_name="python3",
+        execute_notebook(str(nb07), str(tmp_path / name), cwd=str(nb07.parent), kernel_name="python3",
                             progress_bar=False, parameters=dict(out_dir=str(out), **params))
         text = (tmp_path / name).read_text()
         return text, {p.name: read_checkpoint(p) for p in sorted(out.glob("*.pt"))}

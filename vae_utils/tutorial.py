@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 
+from .kernels import execute_notebook
 from .nbclean import clean
 from .runtime import repo_root
 
@@ -22,8 +23,6 @@ def notebooks(root: Path) -> list:
 
 
 def main(argv=None) -> int:
-    import papermill as pm
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="run only notebooks whose name contains one of these")
     parser.add_argument("--out", default="runs/tutorial", help="folder for the executed copies")
@@ -39,8 +38,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         print(f"running {nb.relative_to(root)} ...", flush=True)
         target = nb if args.in_place else out / nb.name
-        pm.execute_notebook(str(nb), str(target), cwd=str(nb.parent), kernel_name="python3",
-                            progress_bar=False, log_output=False)
+        execute_notebook(nb, target, cwd=str(nb.parent), kernel_name="python3", progress_bar=False, log_output=False)
         if args.in_place:
             nbformat.write(clean(nbformat.read(str(target), as_version=4)), str(target))
         times.append((nb.name, time.perf_counter() - t0))
