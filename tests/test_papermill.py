@@ -25,6 +25,11 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     assert ckpt["epoch"] == 1 and ckpt["train_config"]["batch_size"] == 32
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["neg_elbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-4)
+    assert metrics["images_seen"] == 64 and metrics["seconds"] > 0  # 2 steps of 32: the training rate's parts
+    assert metrics["precision"] == ckpt["identity"]["train"]["precision"] in ("fp32", "bf16")
+    weights, exported = load_checkpoint(out / "weights.pt")  # the weights-only export beside the checkpoint
+    assert exported["summary"]["images_seen"] == 64 and exported["identity"] == ckpt["identity"]
+    assert (out / "weights.pt").stat().st_size < (out / "checkpoint.pt").stat().st_size / 5
     history = json.loads((out / "checkpoint.history.json").read_text())
     assert len(history["epoch"]) == 1 and history["step"][0]["step"] == 1
     assert model(torch.rand(1, 1, 64, 64))[0].shape == (1, 1, 64, 64)

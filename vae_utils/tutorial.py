@@ -1,25 +1,40 @@
 """`python -m vae_utils.tutorial`: execute every numbered notebook in order with papermill, with timings.
 
 Executed copies go to runs/tutorial/ (git ignores runs/); the notebooks write their figures to figures/.
-Each notebook is registered simply by its name: notebooks/NN_topic.ipynb runs in NN order.
+Each notebook is registered simply by its name: notebooks/NN_topic.ipynb runs in NN order. The times end with
+what makes them comparable across machines: the CPU (perf.cpu_summary) and notebook 05's training rate.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import nbformat
+import torch
 
 from .kernels import execute_notebook
 from .nbclean import clean
-from .runtime import repo_root
+from .perf import cpu_summary
+from .runtime import TUTORIAL_RUN, repo_root, run_path
 
 
 def notebooks(root: Path) -> list:
     """The tutorial's notebooks, in order: notebooks/NN_*.ipynb."""
     return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def training_rate() -> str | None:
+    """Notebook 05's training rate from the metrics.json of its tutorial run, or None where there is none."""
+    path = run_path(TUTORIAL_RUN) / "metrics.json"
+    try:
+        m = json.loads(path.read_text())
+        return (f"{m['images_seen'] / m['seconds']:.0f} images/s in {m['precision']} ({m['images_seen']:,} images "
+                f"in {m['seconds']:.0f} s, validation included; {path.parent.name}/metrics.json)")
+    except (OSError, ValueError, KeyError, ZeroDivisionError):
+        return None
 
 
 def main(argv=None) -> int:
@@ -47,7 +62,12 @@ def main(argv=None) -> int:
     for name, s in times:
         print(f"  {name:<32} {s:7.1f} s")
     print(f"  {'total':<32} {time.perf_counter() - total:7.1f} s")
-    print(f"executed copies in {'notebooks/' if args.in_place else str(out.relative_to(root)) + '/'}, figures in figures/")
+    print(f"machine: {cpu_summary()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rate = training_rate() if any(nb.name.startswith("05") for nb in todo) else None
+    if rate:
+        print(f"training (notebook 05): {rate}")
+    where = "notebooks" if args.in_place else (out.relative_to(root) if out.is_relative_to(root) else out)
+    print(f"executed copies in {where}/, figures in figures/")
     return 0
 
 
