@@ -66,8 +66,12 @@ def test_fused_adamw_matches_the_reference_loop():
             torch.manual_seed(seed)
             train_step(model, opt, x, cfg, beta=1.0)
         results.append([p.detach().clone() for p in model.parameters()])
-    for a, b in zip(*results):  # a wrong update would be off by about lr = 1e-3; rounding is 100x smaller
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # not element by element: after the first step, rounding moves a gradient near 0 by as much as the gradient
+    # itself, and Adam's normalised update of that one weight by up to lr (1e-5 failed on one element under AVX2).
+    # A wrong update is wrong everywhere: compare the whole update, whose rounding error is under 1e-4 of it.
+    start = [p.detach() for p in base.parameters()]
+    for a, b, p0 in zip(*results, start):
+        assert (a - b).norm() <= 1e-3 * (a - p0).norm()
 
 
 def test_bf16_step_runs_in_bf16_and_stays_close_to_fp32():
