@@ -41,7 +41,7 @@ class TrainConfig:
     grad_clip: float = 100.0  # clip the gradient's global norm to this; 0 turns it off
     seed: int = 0  # seeds torch, and the loader's shuffling when the loader is built with it
     device: str = "auto"  # "auto": CUDA, then MPS, then CPU
-    precision: str = "auto"  # "auto": bf16 where it is native (runtime.native_bf16), else fp32; "fp32"; "bf16": autocast to bfloat16; "fp16": CUDA only, with a GradScaler
+    precision: str = "auto"  # "auto": bf16 where native, else fp32 (runtime.resolve_precision); "fp32"; "bf16"; "fp16": CUDA
     channels_last: bool = True  # NHWC memory format: oneDNN's fast convolution path on CPU
     log_every: int = 10  # steps between step-level history entries
     progress: bool = True  # tqdm progress bars
