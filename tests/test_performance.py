@@ -115,11 +115,21 @@ def test_train_step_flops_leave_the_model_untouched_and_scale_with_pixels():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
 def test_peak_memory_sees_a_large_allocation_after_a_reset():
+    import mmap
+
+    import numpy as np
+
     assert perf.reset_peak_memory()
     start = perf.peak_memory_mb()
-    big = torch.ones(50_000_000)  # 200 MB, written, so resident
+    # a fresh anonymous mapping with one write per page: 200 MB that cannot already be resident. (A 200 MB tensor
+    # can be: malloc may hand back heap that earlier tests freed but that stayed resident, and then the peak stays
+    # put; that failed once in a full `make test`.)
+    block = mmap.mmap(-1, 200 * 2**20)
+    pages = np.frombuffer(block, dtype=np.uint8)
+    pages[::mmap.PAGESIZE] = 1
     grown = perf.peak_memory_mb() - start
-    del big
+    del pages
+    block.close()
     assert 150 < grown < 400
 
 
