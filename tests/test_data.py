@@ -1,4 +1,5 @@
 """Datasets: shapes against its own contract, real loaders on files written in each format's on-disk layout."""
+import math
 import struct
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_utils.data import (GRID, NAMES, DatasetUnavailable, make_dataset, make_loaders, render_shapes)
+from vae_utils.data import (GRID, NAMES, STYLES, DatasetUnavailable, make_dataset, make_loaders, render_shapes)
 
 
 def test_shapes_is_deterministic_for_a_seed():
@@ -40,8 +41,8 @@ def test_shapes_edges_are_anti_aliased_and_area_follows_scale():
     img = render_shapes(factors, 64, 64, 1)
     grey = ((img > 0.02) & (img < 0.98)).float().sum((1, 2, 3))
     assert (grey > 0).all()  # partial coverage on the edges
-    # a square of half-size s*0.2*64 px: area (2*half)^2, whatever the rotation
-    expected = (2 * factors[:, 1] * 0.2 * 64) ** 2
+    # a square of half-size s * base_size * 64 px: area (2 * half)^2, whatever the rotation
+    expected = (2 * factors[:, 1] * STYLES["shapes"].base_size * 64) ** 2
     assert torch.allclose(img.sum((1, 2, 3)), expected, rtol=0.03)
 
 
@@ -134,3 +135,29 @@ def test_bad_image_size(size):
 def test_grid_is_large_enough_for_the_default_splits():
     total = np.prod([len(GRID[n]) for n in ("shape", "scale", "rotation", "x", "y")])
     assert total >= 2 * 22_000
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_every_style_keeps_every_factor_its_range_and_its_labels(style):
+    ds = make_dataset(style, size=20_000)
+    grid = STYLES[style].grid()
+    assert ds.name == style and ds.factor_names == ["shape", "scale", "rotation", "x", "y"]
+    for j, name in enumerate(ds.factor_names):
+        values = set(ds.factors[:, j].tolist())
+        assert values == set(grid[name].tolist()), name  # 20,000 draws reach every grid value of every factor
+    assert torch.equal(ds.labels, ds.factors[:, 0].long()) and ds.label_names == ["square", "ellipse", "heart", "triangle"]
+    lo, hi = STYLES[style].rotation[:2]
+    assert ds.factor_ranges()["rotation"] == pytest.approx((lo, hi))
+
+
+def test_the_default_shapes_are_larger_and_turn_less_than_the_small_ones():
+    big, small = make_dataset("shapes", size=2000), make_dataset("shapes-small", size=2000)
+    assert big.images.mean() > 2 * small.images.mean()  # objects cover more than twice the area
+    span = lambda ds: ds.factor_ranges()["rotation"][1] - ds.factor_ranges()["rotation"][0]  # noqa: E731
+    assert span(big) < math.pi / 2 <= span(small)  # within a quarter turn every angle gives a distinct square
+
+
+def test_default_shapes_stay_inside_the_frame():
+    ds = make_dataset("shapes", size=5000)
+    border = torch.cat([ds.images[..., 0, :], ds.images[..., -1, :], ds.images[..., :, 0], ds.images[..., :, -1]], -1)
+    assert (border.amax(-1) > 0.5).float().mean() < 0.02  # at most a rare corner of the largest shapes is cut

@@ -7,6 +7,7 @@ laid out (C, H, W), held in memory, so loading is never the bottleneck of a CPU 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -16,19 +17,42 @@ import torch.nn.functional as F
 
 from .model import check_size
 
-NAMES = ("shapes", "mnist", "fashion-mnist", "cifar10", "celeba", "folder:PATH")
+NAMES = ("shapes", "shapes-small", "mnist", "fashion-mnist", "cifar10", "celeba", "folder:PATH")
 SHAPES = ("square", "ellipse", "heart", "triangle")
-# the factor grid, as in dSprites: every combination is one possible image
-GRID = {
-    "shape": torch.arange(len(SHAPES), dtype=torch.float32),
-    "scale": torch.linspace(0.5, 1.0, 6),
-    "rotation": torch.arange(40) * (2 * math.pi / 40),  # radians
-    "x": torch.linspace(0.25, 0.75, 32),  # centre, as a fraction of the width
-    "y": torch.linspace(0.25, 0.75, 32),
-    "hue": torch.arange(8) / 8,  # colour; 3 channels only
-}
 DEFAULT_SIZES = {"train": 20_000, "test": 2_000}
-BASE_SIZE = 0.2  # half-size of a shape at scale 1, as a fraction of the image
+
+
+@dataclass(frozen=True)
+class ShapesStyle:
+    """How the built-in shapes are drawn: the object size and the grid of every factor, as in dSprites."""
+
+    base_size: float  # half-size of a shape at scale 1, as a fraction of the image
+    scale: tuple  # (low, high, values)
+    rotation: tuple  # (low, high, values) in radians, both ends included
+    position: tuple  # (low, high, values): the centre's x and y, as a fraction of the image
+
+    def grid(self) -> dict:
+        """{factor: values}: every combination is one possible image."""
+        return {
+            "shape": torch.arange(len(SHAPES), dtype=torch.float32),
+            "scale": torch.linspace(*self.scale[:2], self.scale[2]),
+            "rotation": torch.linspace(*self.rotation[:2], self.rotation[2]),
+            "x": torch.linspace(*self.position[:2], self.position[2]),
+            "y": torch.linspace(*self.position[:2], self.position[2]),
+            "hue": torch.arange(8) / 8,  # colour; 3 channels only
+        }
+
+
+STYLES = {
+    # the default: objects 21-36 px across, turned at most 30 degrees either way, so that shape is most of
+    # what differs between two images and a CPU can learn it in minutes (notebook 01 compares the two)
+    "shapes": ShapesStyle(base_size=0.28, scale=(0.6, 1.0, 6), rotation=(-math.pi / 6, math.pi / 6, 13),
+                          position=(0.34, 0.66, 24)),
+    # dSprites' proportions: objects 13-26 px across at any angle; position dominates the likelihood
+    "shapes-small": ShapesStyle(base_size=0.2, scale=(0.5, 1.0, 6), rotation=(0.0, 2 * math.pi * 39 / 40, 40),
+                                position=(0.25, 0.75, 32)),
+}
+GRID = STYLES["shapes"].grid()  # the default set's factor grid
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -38,9 +62,9 @@ class DatasetUnavailable(FileNotFoundError):
 class ImageDataset(torch.utils.data.Dataset):
     """Images (N, C, H, W) in [0, 1] and integer labels, in memory; shapes also carry their factors."""
 
-    def __init__(self, images, labels, label_names, factors=None, factor_names=None, name=""):
+    def __init__(self, images, labels, label_names, factors=None, factor_names=None, name="", grid=None):
         self.images, self.labels, self.label_names = images, labels, list(label_names)
-        self.factors, self.factor_names, self.name = factors, factor_names, name
+        self.factors, self.factor_names, self.name, self.grid = factors, factor_names, name, grid
 
     def __len__(self):
         return len(self.images)
@@ -50,7 +74,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def factor_ranges(self) -> dict:
         """{factor: (low, high)} of the grid the factors come from."""
-        return {n: (float(GRID[n].min()), float(GRID[n].max())) for n in self.factor_names or ()}
+        return {n: (float(self.grid[n].min()), float(self.grid[n].max())) for n in self.factor_names or ()}
 
 
 # --- shapes ---------------------------------------------------------------------------------------------
@@ -86,14 +110,15 @@ def _sd_triangle(px, py, r=1.0):  # equilateral, exact
 _SDF = (_sd_box, _sd_ellipse, _sd_heart, _sd_triangle)
 
 
-def render_shapes(factors: torch.Tensor, height: int, width: int, channels: int) -> torch.Tensor:
+def render_shapes(factors: torch.Tensor, height: int, width: int, channels: int,
+                  base_size: float = STYLES["shapes"].base_size) -> torch.Tensor:
     """Render (N, F) factor rows as (N, C, H, W) images, anti-aliased from the signed distance (1-pixel ramp)."""
     n = len(factors)
     ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height  # pixel centres in [0, 1]
     xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width
     gy, gx = ys.view(1, -1, 1), xs.view(1, 1, -1)
     shape, scale, rot, cx, cy = (factors[:, i].view(n, 1, 1) for i in range(5))
-    half = scale * BASE_SIZE
+    half = scale * base_size
     dx, dy = (gx - cx) * width / min(height, width), (gy - cy) * height / min(height, width)
     cos, sin = torch.cos(rot), torch.sin(rot)
     px, py = (cos * dx + sin * dy) / half, (-sin * dx + cos * dy) / half  # shape-local coordinates
@@ -114,31 +139,33 @@ def _hue_to_rgb(hue):
     return 1 - 0.8 * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
 
 
-def _grid_factors(index: torch.Tensor, channels: int) -> torch.Tensor:
+def _grid_factors(index: torch.Tensor, grid: dict, names: list) -> torch.Tensor:
     """Decode flat grid indices into factor values (shape, scale, rotation, x, y[, hue])."""
-    names = list(GRID)[:5] + (["hue"] if channels == 3 else [])
     cols = []
     for name in reversed(names):
-        values = GRID[name]
+        values = grid[name]
         cols.append(values[index % len(values)])
         index = index // len(values)
     return torch.stack(cols[::-1], 1)
 
 
-def make_shapes(split="train", image_size=64, channels=1, seed=0, size=None, chunk=2_000) -> ImageDataset:
+def make_shapes(split="train", image_size=64, channels=1, seed=0, size=None, style="shapes",
+                chunk=2_000) -> ImageDataset:
     """The built-in dataset. One seeded permutation of the factor grid serves both splits: train takes
     its start and test its end, so they never share an image (for up to half the grid each)."""
     h, w = image_size
-    names = list(GRID)[:5] + (["hue"] if channels == 3 else [])
-    total = math.prod(len(GRID[n]) for n in names)
+    look, grid = STYLES[style], STYLES[style].grid()
+    names = list(grid)[:5] + (["hue"] if channels == 3 else [])
+    total = math.prod(len(grid[n]) for n in names)
     n = DEFAULT_SIZES[split] if size is None else int(size)
     if not 0 < n <= total // 2:
-        raise ValueError(f"shapes {split} size must lie in 1..{total // 2}, got {size!r}")
+        raise ValueError(f"{style} {split} size must lie in 1..{total // 2}, got {size!r}")
     perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     index = perm[:n] if split == "train" else perm[-n:]
-    factors = _grid_factors(index, channels)
-    images = torch.cat([render_shapes(factors[i:i + chunk], h, w, channels) for i in range(0, n, chunk)])
-    return ImageDataset(images, factors[:, 0].long(), SHAPES, factors, names, name="shapes")
+    factors = _grid_factors(index, grid, names)
+    images = torch.cat([render_shapes(factors[i:i + chunk], h, w, channels, look.base_size)
+                        for i in range(0, n, chunk)])
+    return ImageDataset(images, factors[:, 0].long(), SHAPES, factors, names, name=style, grid=grid)
 
 
 # --- real datasets --------------------------------------------------------------------------------------
@@ -271,8 +298,8 @@ def make_dataset(name: str = "shapes", split: str = "train", image_size: Union[i
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (the dataset's own), got {channels!r}")
     hw = _image_size(image_size)
-    if name == "shapes":
-        return make_shapes(split, hw, channels or 1, seed, size)
+    if name in STYLES:
+        return make_shapes(split, hw, channels or 1, seed, size, style=name)
     if name.startswith("folder:"):
         return _folder(name[len("folder:"):], split, hw, channels or 3, seed, size)
     return _real(name, split, hw, channels, root, download, size)
