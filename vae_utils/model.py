@@ -42,6 +42,7 @@ class VAEConfig:
     decoder_activation: str = "leaky_relu"  # the table's LeakyReLU; "relu" as in the diagram and the original code
     negative_slope: float = 0.2  # LeakyReLU slope, as in the original code
     init: str = "kaiming"  # "kaiming": He-normal weights matched to each activation; "torch": PyTorch's default init
+    norm: str = "none"  # "none" (the spec); "group": GroupNorm(8) between each 3x3 convolution and its activation; "batch": BatchNorm
 
     def __post_init__(self):
         if isinstance(self.image_size, int):
@@ -55,6 +56,7 @@ class VAEConfig:
         _check_choice("skip_source", self.skip_source, ("encoder", "z"))
         _check_choice("decoder_activation", self.decoder_activation, ("leaky_relu", "relu"))
         _check_choice("init", self.init, ("kaiming", "torch"))
+        _check_choice("norm", self.norm, ("none", "group", "batch"))
         if not 0.0 <= float(self.skip_dropout) < 1.0:
             raise ValueError(f"skip_dropout must lie in [0, 1), got {self.skip_dropout!r}")
         self.skips = _normalise_skips(self.skips)
@@ -146,20 +148,27 @@ def _tag(module: nn.Module, part: str, step: spec.Step) -> nn.Module:
     return module
 
 
-class ConvAct(nn.Sequential):
-    """One table row "Conv(n filters, 3×3, act)": a 'same' 3x3 convolution, then the activation."""
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)  # 8 groups; statistics per image, so batch size is free
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
 
-    def __init__(self, c_in: int, c_out: int, act: nn.Module):
-        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1), act)  # (B, c_in, h, w) -> (B, c_out, h, w)
+
+class ConvAct(nn.Sequential):
+    """One table row "Conv(n filters, 3×3, act)": a 'same' 3x3 convolution, an optional norm, the activation."""
+
+    def __init__(self, c_in: int, c_out: int, act: nn.Module, norm: str = "none"):
+        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1),  # (B, c_in, h, w) -> (B, c_out, h, w)
+                         _norm(norm, c_out), act)  # shape unchanged
 
 
 class EncoderStage(nn.Module):
     """Conv3x3 + LeakyReLU(0.2), twice, then MaxPool 2x2: three encoder rows."""
 
-    def __init__(self, c_in: int, c_out: int, slope: float, steps: tuple):
+    def __init__(self, c_in: int, c_out: int, slope: float, steps: tuple, norm: str = "none"):
         super().__init__()
-        self.conv1 = _tag(ConvAct(c_in, c_out, _activation("leaky_relu", slope)), "encoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, h, w)
-        self.conv2 = _tag(ConvAct(c_out, c_out, _activation("leaky_relu", slope)), "encoder", steps[1])  # (B, c_out, h, w) -> (B, c_out, h, w)
+        self.conv1 = _tag(ConvAct(c_in, c_out, _activation("leaky_relu", slope), norm), "encoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, h, w)
+        self.conv2 = _tag(ConvAct(c_out, c_out, _activation("leaky_relu", slope), norm), "encoder", steps[1])  # (B, c_out, h, w) -> (B, c_out, h, w)
         self.pool = _tag(nn.MaxPool2d(2), "encoder", steps[2])  # (B, c_out, h, w) -> (B, c_out, h/2, w/2)
 
     def forward(self, x):
@@ -209,7 +218,7 @@ class Encoder(nn.Module):
         super().__init__()
         stages, c_in = [], cfg.in_channels
         for filters, steps in spec.encoder_stages():  # 16, 32, 64, 128, 256
-            stages.append(EncoderStage(c_in, filters, cfg.negative_slope, steps))
+            stages.append(EncoderStage(c_in, filters, cfg.negative_slope, steps, cfg.norm))
             c_in = filters
         self.stages = nn.ModuleList(stages)
         self.head = LatentHead(c_in, cfg.latent)
@@ -232,14 +241,14 @@ class AddSkip(nn.Module):
 class DecoderStage(nn.Module):
     """ConvTranspose 3x3 stride 2, add the skip, then Conv3x3 + activation twice: four decoder rows."""
 
-    def __init__(self, c_in: int, c_out: int, acts: tuple, steps: tuple):
+    def __init__(self, c_in: int, c_out: int, acts: tuple, steps: tuple, norm: str = "none"):
         super().__init__()
         # stride 2, padding 1, output_padding 1: exactly doubles H and W, like Flax's 'SAME'
         self.up = _tag(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1),
                        "decoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
         self.add = _tag(AddSkip(), "decoder", steps[1])  # (B, c_out, 2h, 2w) -> (B, c_out, 2h, 2w)
-        self.conv1 = _tag(ConvAct(c_out, c_out, acts[0]), "decoder", steps[2])  # (B, c_out, 2h, 2w) -> same
-        self.conv2 = _tag(ConvAct(c_out, c_out, acts[1]), "decoder", steps[3])  # (B, c_out, 2h, 2w) -> same
+        self.conv1 = _tag(ConvAct(c_out, c_out, acts[0], norm), "decoder", steps[2])  # (B, c_out, 2h, 2w) -> same
+        self.conv2 = _tag(ConvAct(c_out, c_out, acts[1], norm), "decoder", steps[3])  # (B, c_out, 2h, 2w) -> same
 
     def forward(self, h, skip=None):
         return self.conv2(self.conv1(self.add(self.up(h), skip)))
@@ -257,7 +266,7 @@ class Decoder(nn.Module):
             # Steps 23-24 have no activation in the table; the sigmoid comes in SkipVAE.decode
             acts = (nn.Identity(), nn.Identity()) if last else tuple(
                 _activation(cfg.decoder_activation, cfg.negative_slope) for _ in range(2))
-            stages.append(DecoderStage(c_in, c_out, acts, steps))
+            stages.append(DecoderStage(c_in, c_out, acts, steps, "none" if last else cfg.norm))  # no norm on the output
             levels.append(spec.skip_level(steps[1]))  # 5, 4, 3, 2, 1, 0
             c_in = c_out
         self.stages = nn.ModuleList(stages)
@@ -292,7 +301,7 @@ def init_weights(model: nn.Module) -> None:
     gains = {}
     for m in model.modules():
         if isinstance(m, ConvAct):  # the activation after the convolution sets its gain
-            act = m[1]
+            act = m[-1]
             gains[m[0]] = (("leaky_relu", act.negative_slope) if isinstance(act, nn.LeakyReLU) else
                            ("relu", 0.0) if isinstance(act, nn.ReLU) else ("linear", 0.0))
     for m in model.modules():
