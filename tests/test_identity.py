@@ -34,8 +34,8 @@ def test_only_what_shapes_the_weights_is_part_of_the_identity():
     same = _identity(TrainConfig(**{**FAST, "epochs": 9, "progress": True, "log_every": 1, "device": "auto"}))
     assert identity_diff(base, same) == []  # how long and how visibly: not identity
     assert identity_diff(base, _identity(TrainConfig(**{**FAST, "lr": 2e-3}))) == ["train.lr: 0.001 -> 0.002"]
-    assert identity_diff(base, _identity(TrainConfig(**{**FAST, "warmup_epochs": 0.0}))) == \
-        ["train.warmup_epochs: 1.0 -> 0.0"]
+    assert identity_diff(base, _identity(TrainConfig(**{**FAST, "kl_warmup": 0.0}))) == \
+        ["train.kl_warmup: 0.1 -> 0.0"]
     assert identity_diff(base, _identity(n=8)) == ["data.n_train: 16 -> 8"]
     assert identity_diff(base, _identity(TrainConfig(**{**FAST, "seed": 1}), seed=1)) == \
         ["train.seed: 0 -> 1", "data.seed: 0 -> 1"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence as td_kl
 
-from vae_utils.losses import kl_divergence, kl_warmup, negative_elbo, reconstruction_nll
+from vae_utils.losses import kl_divergence, negative_elbo, reconstruction_nll
 
 
 def test_kl_matches_torch_distributions():
@@ -47,12 +47,6 @@ def test_free_bits_raise_only_the_optimised_kl():
     parts = negative_elbo(torch.zeros_like(x), x, mu, logvar, free_bits=0.25)
     assert parts.kl == 0
     assert torch.allclose(parts.total - parts.recon, torch.tensor(256 * 0.25))
-
-
-@pytest.mark.parametrize("step,steps,expected", [(0, 100, 0.0), (25, 100, 0.25), (100, 100, 1.0),
-                                                 (500, 100, 1.0), (3, 0, 1.0)])
-def test_warmup_schedule(step, steps, expected):
-    assert math.isclose(kl_warmup(step, steps), expected)
 
 
 def test_unknown_likelihood():

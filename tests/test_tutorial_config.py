@@ -75,7 +75,7 @@ def test_tutorial_knobs_default_to_none_in_the_notebook(path):
 
 
 # every knob of the tutorial, by the names code uses for it (papermill, TrainConfig and argparse spellings)
-KNOBS = {**tc.notebook_defaults("05"), "warmup_epochs": tc.TRAIN.warmup_epochs, "name": tc.DATASET,
+KNOBS = {**tc.notebook_defaults("05"), "kl_warmup": tc.TRAIN.kl_warmup, "name": tc.DATASET,
          "in_channels": tc.CHANNELS, **{k: v for k, v in asdict(tc.TRAIN).items() if k not in ("device", "progress")}}
 
 

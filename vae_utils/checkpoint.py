@@ -30,10 +30,11 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, history: Optional[dict] = None,
-                    train_config=None, rng: Optional[dict] = None, extra: Optional[dict] = None,
-                    identity: Optional[dict] = None) -> Path:
+                    train_config=None, rng: Optional[dict] = None, identity: Optional[dict] = None,
+                    seconds: float = 0.0) -> Path:
     """Write a resumable checkpoint atomically. `train_config` is stored as asked (precision "auto" included);
-    `identity` (identity.run_identity) holds the precision the run really used."""
+    `identity` (identity.run_identity) holds the precision the run really used; `seconds` of training so far let
+    a run with a time budget resume where it stopped."""
     return _write(path, {
         "format": FORMAT,
         "model_config": model.config.to_dict(),
@@ -43,8 +44,8 @@ def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, histor
         "history": history or {},
         "train_config": dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config,
         "rng": rng or {},
-        "extra": extra or {},
         "identity": identity or {},
+        "seconds": float(seconds),
     })
 
 

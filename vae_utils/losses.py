@@ -1,7 +1,7 @@
 """The negative ELBO, in nats per image: reconstruction plus beta times KL.
 
 References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014), Appendix B for the closed-form KL;
-Higgins et al., "beta-VAE" (2017); Bowman et al. (2016) for KL warm-up; Kingma et al., "Improved Variational
+Higgins et al., "beta-VAE" (2017); Kingma et al., "Improved Variational
 Inference with Inverse Autoregressive Flow" (2016) for free bits.
 Every term is summed over an image's pixels or latent elements and averaged over the batch.
 """
@@ -46,11 +46,6 @@ def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str = 
         sq = (torch.sigmoid(logits) - x).pow(2).sum() / b
         return sq / (2 * sigma**2) + x[0].numel() * 0.5 * math.log(2 * math.pi * sigma**2)
     raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
-
-
-def kl_warmup(step: int, warmup_steps: int) -> float:
-    """Linear KL warm-up: the weight on KL grows from 0 at step 0 to 1 at `warmup_steps`, then stays at 1."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
 
 
 def negative_elbo(logits, x, mu, logvar, beta: float = 1.0, likelihood: str = "bernoulli", sigma: float = 0.1,

@@ -47,17 +47,23 @@ def _count(name, value):
 
 
 def train_run(dataset=None, image_size=None, channels=None, data_root="data", download=False, n_train=None,
-              n_test=None, epochs=None, batch_size=None, lr=None, beta=None, warmup=None, free_bits=None,
-              likelihood=None, latent=None, skips=None, skip_source=None, skip_dropout=None, init=None, seed=None,
-              device="auto", precision=None, out_dir="runs/05_train", resume=False) -> TrainRun:
+              n_test=None, minutes=None, epochs=None, batch_size=None, lr=None, beta=None, kl_warmup=None,
+              free_bits=None, likelihood=None, latent=None, skips=None, skip_source=None, skip_dropout=None,
+              norm=None, init=None, seed=None, device="auto", precision=None, out_dir="runs/05_train",
+              resume=False) -> TrainRun:
     """Validate notebook 05's parameters, None taking the tutorial's default; raises ValueError naming the
-    parameter, the value and what is allowed."""
-    (dataset, image_size, channels, n_train, n_test, epochs, batch_size, lr, beta, warmup, free_bits, likelihood,
-     latent, skips, skip_source, skip_dropout, init, seed, precision) = tutorial_defaults(
+    parameter, the value and what is allowed. The run lasts `minutes` (the tutorial default), or `epochs` when
+    only epochs is given."""
+    if minutes is not None and epochs is not None:
+        raise ValueError(f"give minutes (a time budget) or epochs (exactly reproducible), not both: got "
+                         f"minutes={minutes!r}, epochs={epochs!r}")
+    by_epochs = epochs is not None
+    (dataset, image_size, channels, n_train, n_test, minutes, batch_size, lr, beta, kl_warmup, free_bits,
+     likelihood, latent, skips, skip_source, skip_dropout, norm, init, seed, precision) = tutorial_defaults(
         "05", dataset=dataset, image_size=image_size, channels=channels, n_train=n_train, n_test=n_test,
-        epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup=warmup, free_bits=free_bits,
-        likelihood=likelihood, latent=latent, skips=skips, skip_source=skip_source, skip_dropout=skip_dropout,
-        init=init, seed=seed, precision=precision)
+        minutes=minutes, batch_size=batch_size, lr=lr, beta=beta, kl_warmup=kl_warmup,
+        free_bits=free_bits, likelihood=likelihood, latent=latent, skips=skips, skip_source=skip_source,
+        skip_dropout=skip_dropout, norm=norm, init=init, seed=seed, precision=precision)
     _check_name(dataset)
     h, w = _image_size(image_size)
     if channels not in (1, 3, "native"):
@@ -77,12 +83,14 @@ def train_run(dataset=None, image_size=None, channels=None, data_root="data", do
         raise ValueError(f"resume must be True or False, got {resume!r}")
     if not isinstance(out_dir, str) or not out_dir:
         raise ValueError(f"out_dir must be a folder path, got {out_dir!r}")
-    train = train_config(epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, warmup_epochs=warmup,
-                         free_bits=free_bits, likelihood=likelihood, seed=seed, device=device, precision=precision)
+    train = train_config(minutes=None if by_epochs else minutes, **({"epochs": epochs} if by_epochs else {}),
+                         batch_size=batch_size, lr=lr,
+                         beta=beta, kl_warmup=kl_warmup, free_bits=free_bits, likelihood=likelihood, seed=seed,
+                         device=device, precision=precision)
     channels = None if channels == "native" else channels  # make_loaders: None keeps the dataset's own
-    natural = 1 if dataset in ("shapes", "mnist", "fashion-mnist") else 3
+    natural = 1 if dataset in ("shapes", "shapes-small", "mnist", "fashion-mnist") else 3
     model = model_config(in_channels=channels or natural, image_size=(h, w), latent=latent, skips=skips,
-                         skip_source=skip_source, skip_dropout=skip_dropout, init=init)
+                         skip_source=skip_source, skip_dropout=skip_dropout, norm=norm, init=init)
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
     return TrainRun(data, model, train, run_path(out_dir), resume)

@@ -1,7 +1,8 @@
 """A readable training loop: seeded, resumable, with a validation pass and a NaN guard.
 
-The recipe (AdamW, linear KL warm-up, optional free bits, gradient clipping) follows Bowman et al. (2016) and
-Kingma et al. (2016); units are nats per image throughout. `train_step` is exactly what `train` runs per batch,
+The recipe (AdamW with learning-rate warm-up and cosine decay, linear KL warm-up, optional free bits, gradient
+clipping) follows Bowman et al. (2016) and Kingma et al. (2016); units are nats per image throughout. A run lasts
+`epochs`, or `minutes` of wall-clock time; the schedules (`schedule.py`) follow its progress either way. `train_step` is exactly what `train` runs per batch,
 so benchmarks time the real thing.
 """
 from __future__ import annotations
@@ -18,23 +19,24 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .identity import describe_data, identity_diff, run_identity
-from .losses import LIKELIHOODS, kl_warmup, negative_elbo
+from .losses import LIKELIHOODS, negative_elbo
 from .model import SkipVAE, VAEConfig
 from .runtime import get_device, resolve_precision, seed_everything
-
-ACTIVE_NATS = 0.01  # a latent channel is "active" when its mean KL exceeds this (nats per image)
-
+from .schedule import LR_SCHEDULES, Budget, kl_weight, lr_factor
 
 @dataclass
 class TrainConfig:
     """How to train; stored in every checkpoint beside the model config."""
 
-    epochs: int = 3  # passes over the training set
+    epochs: int = 3  # passes over the training set (exactly reproducible)
+    minutes: Optional[float] = None  # if set, train for this much wall-clock time instead of `epochs`
     batch_size: int = 64  # images per step
-    lr: float = 1e-3  # AdamW learning rate, as in the original
+    lr: float = 1e-3  # AdamW's peak learning rate, as in the original
+    lr_schedule: str = "cosine"  # "cosine": decay to 5% of lr by the end of the run; "constant"
+    lr_warmup: float = 0.02  # linear learning-rate warm-up over this fraction of the run
     weight_decay: float = 1e-4  # AdamW weight decay (optax's default, which the original used)
     beta: float = 1.0  # weight on KL after warm-up; 1 is the true ELBO
-    warmup_epochs: float = 1.0  # linear KL warm-up from 0 to beta over this many epochs; 0 turns it off
+    kl_warmup: float = 0.1  # linear KL warm-up from 0 to beta over this fraction of the run; 0 turns it off
     free_bits: float = 0.0  # minimum KL per latent channel in the objective (nats); 0 turns it off
     likelihood: str = "bernoulli"  # "bernoulli" (binary cross-entropy) or "gaussian" (MSE with fixed sigma)
     sigma: float = 0.1  # the Gaussian likelihood's standard deviation
@@ -48,12 +50,19 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive_int("epochs", self.epochs)
+        if self.minutes is not None and (not _number(self.minutes) or self.minutes <= 0):
+            raise ValueError(f"minutes must be a positive number or None (train for `epochs`), got {self.minutes!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        for name in ("lr_warmup", "kl_warmup"):
+            if not _number(getattr(self, name)) or not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a fraction of the run in [0, 1), got {getattr(self, name)!r}")
         _positive_int("batch_size", self.batch_size)
         _positive_int("log_every", self.log_every)
         for name in ("lr", "sigma"):
             if not _number(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
-        for name in ("beta", "warmup_epochs", "free_bits", "grad_clip", "weight_decay"):
+        for name in ("beta", "free_bits", "grad_clip", "weight_decay"):
             if not _number(getattr(self, name)) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -140,7 +149,8 @@ def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None):
 
 @torch.no_grad()
 def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
-    """Mean -ELBO (beta = 1, no free bits), reconstruction, KL and active units over a loader, nats per image.
+    """Mean -ELBO (beta = 1, no free bits), its distortion (recon) and rate (KL) terms, and the rate of each
+    latent channel, over a loader, in nats per image.
 
     The posterior noise comes from its own seed, so the numbers are reproducible and training's RNG is untouched.
     """
@@ -165,7 +175,6 @@ def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
     kl_per_channel = (kl_c / n).cpu()
     out = {k: v / n for k, v in totals.items()}
     out["kl_per_channel"] = kl_per_channel.tolist()
-    out["active_units"] = int((kl_per_channel > ACTIVE_NATS).sum())
     return out
 
 
@@ -190,51 +199,67 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
           resume: bool = False, data: Optional[dict] = None) -> dict:
     """Train `model` in place and return its history {"step": [...], "epoch": [...]}.
 
-    checkpoint: where to save after every epoch (atomically), with the history as JSON beside it
-    (<name>.history.json). resume=True continues from that checkpoint when it exists, and refuses (CheckpointError)
-    one whose run identity differs in anything but the number of epochs. Ctrl-C saves a resumable checkpoint (the
-    interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged and leaves the last good
-    checkpoint in place. data: data settings beyond what the loader shows (make_loaders keywords), for the identity.
+    The run lasts cfg.epochs, or cfg.minutes of training time (it then stops within one step of the budget, and
+    validates and saves once more). checkpoint: where to save after every epoch (atomically), with the history as
+    JSON beside it (<name>.history.json). resume=True continues from that checkpoint when it exists, and refuses
+    (CheckpointError) one whose run identity differs in anything but the length of the run. Ctrl-C saves a
+    resumable checkpoint (the interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged and
+    leaves the last good checkpoint in place. data: data settings beyond what the loader shows, for the identity.
     """
     model, device = prepare(model, cfg)
     optimizer = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.type == "cuda" else None
     identity = run_identity(model.config, cfg, describe_data(train_loader, data))
-    history, start, saved = {"step": [], "epoch": []}, 0, None
+    history, start, saved, spent = {"step": [], "epoch": []}, 0, None, 0.0
     path = Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
         _, ckpt = load_checkpoint(path, device)
         diff = identity_diff(ckpt.get("identity"), identity)
         if diff:
             raise CheckpointError(f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}). "
-                                  f"Resume only continues the same run for more epochs: start over with "
+                                  f"Resume only continues the same run for longer: start over with "
                                   f"resume=False, or give this run its own checkpoint (out_dir)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        history, start = ckpt["history"], ckpt["epoch"]
+        history, start, spent = ckpt["history"], ckpt["epoch"], ckpt.get("seconds", 0.0)
         saved = start
         _set_rng_state(train_loader, ckpt["rng"])
-        print(f"resuming {path.name} after epoch {start} of {cfg.epochs}")
+        print(f"resuming {path.name} after epoch {start}" + (f" of {cfg.epochs}" if cfg.minutes is None else
+                                                              f", {spent / 60:.1f} of {cfg.minutes} minutes"))
     else:
         seed_everything(cfg.seed)
     steps_per_epoch = len(train_loader)
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    step = start * steps_per_epoch
+    step = history["epoch"][-1]["step"] if history["epoch"] else 0
+    budget = (Budget(minutes=cfg.minutes, spent=spent) if cfg.minutes is not None
+              else Budget(total_steps=cfg.epochs * steps_per_epoch))
+    n_epochs = "?" if cfg.minutes is not None else cfg.epochs
 
     def save(epoch):
         nonlocal saved
         if path is not None:
             saved = epoch
-            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader), identity=identity)
+            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader), identity=identity,
+                            seconds=budget.elapsed())
             path.with_suffix(".history.json").write_text(json.dumps(history))
+
+    def validate(epoch):
+        val = evaluate(model, val_loader, cfg)
+        history["epoch"].append({"epoch": epoch, "step": step, "images": step * cfg.batch_size,
+                                 "seconds": round(budget.elapsed(), 2), **{f"val_{k}": v for k, v in val.items()}})
 
     epoch = start
     try:
-        for epoch in range(start, cfg.epochs):
+        while not budget.done(step):
             model.train()
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{n_epochs}", disable=not cfg.progress, leave=False)
             for x, _ in bar:
-                beta = cfg.beta * kl_warmup(step, warmup_steps)
+                p = budget.progress(step)
+                if p >= 1.0:
+                    break  # the time budget ran out mid-epoch
+                beta = cfg.beta * kl_weight(p, cfg.kl_warmup)
+                lr = cfg.lr * lr_factor(p, cfg.lr_warmup, cfg.lr_schedule)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 try:
                     parts = train_step(model, optimizer, to_device(x, device, cfg), cfg, beta, scaler)
                 except TrainingDiverged as err:
@@ -246,12 +271,16 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                 step += 1
                 if step % cfg.log_every == 0 or step == 1:
                     row = {"step": step, "epoch": step / steps_per_epoch, "loss": parts.total.item(),
-                           "recon": parts.recon.item(), "kl": parts.kl.item(), "beta": beta}
+                           "recon": parts.recon.item(), "kl": parts.kl.item(), "beta": beta, "lr": lr}
                     history["step"].append(row)
                     bar.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}")
-            val = evaluate(model, val_loader, cfg)
-            history["epoch"].append({"epoch": epoch + 1, "step": step, **{f"val_{k}": v for k, v in val.items()}})
-            save(epoch + 1)
+            else:
+                epoch += 1
+                validate(epoch)
+                save(epoch)
+                continue
+            validate(round(step / steps_per_epoch, 3))  # the budget ended mid-epoch: one last validation and save
+            save(epoch)
     except KeyboardInterrupt:
         save(epoch)  # resumable: weights so far, the interrupted epoch restarts
         print(f"interrupted: saved a resumable checkpoint at {path} (epoch {epoch})" if path else "interrupted")

@@ -1,0 +1,58 @@
+"""How far a run has got, and the two schedules that follow it: the learning rate and the KL weight.
+
+A run is measured by its progress p from 0 to 1: steps done over steps planned (`epochs`), or seconds spent
+over seconds allowed (`minutes`). Both schedules are functions of p, so they stretch to fit a time budget: a
+faster CPU or a GPU takes more steps in the same wait, with the same shape of warm-up and decay.
+
+References: Goyal et al. (2017) for learning-rate warm-up; Loshchilov & Hutter, "SGDR" (2017) for cosine
+decay; Bowman et al. (2016) for KL warm-up.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+LR_SCHEDULES = ("cosine", "constant")
+FINAL_LR = 0.05  # cosine decay ends at this fraction of the peak learning rate
+
+
+def lr_factor(p: float, warmup: float, kind: str = "cosine") -> float:
+    """The learning rate as a fraction of its peak at progress p: linear warm-up over the first `warmup` of the
+    run, then constant or a cosine decay to FINAL_LR."""
+    if p < warmup:
+        return (p + 1e-3) / (warmup + 1e-3)  # never exactly 0: the first step moves the weights
+    if kind == "constant":
+        return 1.0
+    q = min(1.0, (p - warmup) / max(1e-9, 1.0 - warmup))
+    return FINAL_LR + (1 - FINAL_LR) * 0.5 * (1 + math.cos(math.pi * q))
+
+
+def kl_weight(p: float, warmup: float) -> float:
+    """KL warm-up: the weight on the KL term grows linearly from 0 to 1 over the first `warmup` of the run."""
+    return 1.0 if warmup <= 0 else min(1.0, p / warmup)
+
+
+class Budget:
+    """Progress through a run of `total_steps` steps, or of `minutes` of wall-clock training time."""
+
+    def __init__(self, total_steps: Optional[int] = None, minutes: Optional[float] = None, spent: float = 0.0):
+        if (total_steps is None) == (minutes is None):
+            raise ValueError("give a Budget either total_steps or minutes")
+        self.total_steps, self.seconds = total_steps, None if minutes is None else 60.0 * minutes
+        self.spent = spent  # seconds of training before this process (a resumed run)
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, including those before a resume."""
+        return self.spent + time.perf_counter() - self.started
+
+    def progress(self, step: int) -> float:
+        """p in [0, 1] before step number `step` (0-based)."""
+        if self.seconds is not None:
+            return min(1.0, self.elapsed() / self.seconds)
+        return min(1.0, step / max(1, self.total_steps))
+
+    def done(self, step: int) -> bool:
+        """True once the budget is used up; checked before every step, so a run stops within one step of it."""
+        return self.progress(step) >= 1.0
