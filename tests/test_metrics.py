@@ -7,8 +7,10 @@ import torch
 from vae_utils import SkipVAE
 from vae_utils.data import make_loaders
 from vae_utils.train import TrainConfig, train
-from vae_utils.metrics import (classify, evaluate_all, frechet_distance, inception_score, latent_reliance, psnr,
-                               real_baseline, train_classifier)
+from vae_utils.losses import kl_divergence
+from vae_utils.metrics import (active_channels, classify, evaluate_all, factor_correlations, frechet_distance,
+                               inception_score, latent_reliance, load_judge, psnr, real_baseline, shape_probe,
+                               train_classifier)
 
 
 def test_frechet_distance_of_identical_features_is_zero():
@@ -101,3 +103,50 @@ def test_mlp_baseline_fits_the_same_training_step_and_metrics():
     assert last < first
     out = evaluate_all(model, test, None, TrainConfig(progress=False, channels_last=False, precision="fp32"))
     assert out["active_units"] <= 20 and math.isfinite(out["psnr"])
+
+
+def test_active_units_follow_burda_not_the_rate():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.zeros(500, 4)
+    mu[:, 0] = torch.randn(500, generator=g)  # varies with the image: active
+    mu[:, 1] = 2.0  # the same nonzero code for every image: pays a rate, carries nothing
+    mu[:, 2] = 0.05 * torch.randn(500, generator=g)  # Var 0.0025 < 0.01
+    rate = kl_divergence(mu, torch.zeros_like(mu)).mean(0)
+    assert rate[1] == pytest.approx(2.0)  # 0.5 * mu^2
+    assert active_channels(mu).tolist() == [True, False, False, False]
+
+
+def test_the_probe_reads_a_linear_code_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (800,), generator=g)
+    codes = torch.randn(800, 16, generator=g) * 0.5
+    codes[:, :4] += torch.nn.functional.one_hot(labels, 4).float() * 3  # the label, written linearly into 4 channels
+    assert shape_probe(codes[:600], labels[:600], codes[600:], labels[600:]) > 0.95
+    noise = torch.randn(800, 16, generator=g)
+    assert shape_probe(noise[:600], labels[:600], noise[600:], labels[600:]) < 0.45  # chance is 0.25
+
+
+def test_factor_correlations_match_numpy():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    factors, means = torch.randn(300, 3, generator=g), torch.randn(300, 5, generator=g)
+    means[:, 2] = -2 * factors[:, 1] + 0.1 * means[:, 2]
+    expected = np.abs(np.corrcoef(factors.T.numpy(), means.T.numpy())[:3, 3:])
+    assert np.allclose(factor_correlations(means, factors).numpy(), expected, atol=1e-6)
+
+
+def test_the_shipped_judge_knows_the_shapes():
+    from vae_utils.data import make_dataset
+
+    test = make_dataset("shapes", "test", size=500)
+    base = real_baseline(load_judge(), test.images, test.labels)
+    assert base["accuracy"] >= 0.98 and base["inception_score"] >= 3.5  # issue 13: it must stay discriminative
+
+
+def test_evaluate_all_reports_the_probe_and_the_factors_with_a_train_set():
+    train, test = _loader()
+    out = evaluate_all(SkipVAE(in_channels=1, skips="none"), test, load_judge(), n_samples=64,
+                       train_set=train.dataset, gmm=True)
+    assert 0 <= out["probe"] <= 1 and {"r_shape", "r_scale", "r_x", "r_y"} <= set(out)
+    assert out["gmm_inception_score"] >= 1.0 and out["gmm_frechet"] >= 0

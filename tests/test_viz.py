@@ -60,7 +60,7 @@ def test_interpolation_and_traversal(setup, figures_in_tmp):
 
 def test_kl_bars_count_active_units(figures_in_tmp):
     kl = [0.0] * 250 + [0.5, 2.0, 0.02, 0.005, 3.0, 0.0]
-    fig = viz.kl_per_channel(kl, save="kl")
+    fig = viz.kl_per_channel(kl, active=[k > 0.01 for k in kl], save="kl")
     assert "4 of 256 active" in fig.axes[0].get_title()
     assert viz.top_channels(kl, 2) == [254, 251]
 

@@ -8,6 +8,7 @@ real-versus-real baseline, so it has a scale.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -19,6 +20,42 @@ from .train import TrainConfig, evaluate
 
 
 # --- reconstruction and latent use ---------------------------------------------------------------------
+
+ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a channel is active when Var_x(E_q[z]) exceeds this
+
+
+def active_channels(means: torch.Tensor, threshold: float = ACTIVE_VARIANCE) -> torch.Tensor:
+    """(D,) bool: which channels of posterior means (N, D) vary over the data by more than `threshold`.
+
+    This is Burda et al.'s definition. A channel's KL (its rate) can be positive while it carries nothing:
+    an encoder that outputs the same mu != 0 for every image pays KL and tells the decoder nothing.
+    """
+    return means.double().var(0) > threshold
+
+
+def shape_probe(train_means: torch.Tensor, train_labels: torch.Tensor, test_means: torch.Tensor,
+                test_labels: torch.Tensor) -> float:
+    """Test accuracy of a logistic regression from posterior means (N, D) to labels: how linearly the code
+    separates the classes (chance is 1 / classes). Features are standardised on the training codes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    keep = train_means.double().std(0) > 1e-6  # constant channels carry nothing and only slow the solver
+    if not keep.any():
+        keep[:] = True
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    clf.fit(train_means[:, keep].double().numpy(), train_labels.numpy())
+    return float(clf.score(test_means[:, keep].double().numpy(), test_labels.numpy()))
+
+
+def factor_correlations(means: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """|Pearson r| (F, D) between each true factor (N, F) and each channel of the posterior means (N, D)."""
+    def standardise(a):
+        a = a.double()
+        s = a.std(0, unbiased=False)
+        return (a - a.mean(0)) / torch.where(s > 1e-12, s, torch.ones_like(s))
+    return (standardise(factors).T @ standardise(means) / len(means)).abs()
 
 def psnr(mse: float) -> float:
     """Peak signal-to-noise ratio in dB for images in [0, 1]."""
@@ -77,6 +114,39 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x))
+
+
+JUDGE_FILE = Path(__file__).parent / "pretrained" / "judge_shapes.pt"  # the shipped judge of the built-in shapes
+
+
+def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
+    """The tutorial's judge: the shipped classifier for the built-in 64x64 grey shapes (`JUDGE_FILE`, trained by
+    `save_judge` on 20,000 training images), or, for any other data, a SmallCNN trained on `train_set` (about a
+    minute on a laptop CPU)."""
+    if train_set is None or (getattr(train_set, "name", "") == "shapes" and
+                             tuple(train_set.images.shape[1:]) == (1, 64, 64)):
+        state = torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)
+        net = SmallCNN(1, len(state["label_names"]))
+        net.load_state_dict(state["weights"])
+        return net.eval()
+    from .data import BatchLoader
+
+    loader = BatchLoader(train_set, 64, shuffle=True, seed=seed, drop_last=True)
+    return train_classifier(loader, len(train_set.label_names), seed=seed)
+
+
+def save_judge(path=JUDGE_FILE, seed: int = 0) -> dict:
+    """Train the judge of the built-in shapes on its 20,000 training images and save it; returns its scores on
+    the 2,000 test images (real_baseline), which are stored beside the weights."""
+    from .data import BatchLoader, make_dataset
+
+    train, test = make_dataset("shapes", "train", seed=seed), make_dataset("shapes", "test", seed=seed)
+    net = train_classifier(BatchLoader(train, 64, shuffle=True, seed=seed, drop_last=True), len(train.label_names),
+                           seed=seed)
+    base = real_baseline(net, test.images, test.labels)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"weights": net.state_dict(), "label_names": train.label_names, "real_baseline": base}, path)
+    return base
 
 
 def train_classifier(loader, n_classes: int, epochs: int = 8, lr: float = 3e-3, seed: int = 0) -> SmallCNN:
@@ -153,19 +223,41 @@ def sample_quality(model, net: SmallCNN, test_images: torch.Tensor, test_labels:
 
 
 def evaluate_all(model, test_loader, net: Optional[SmallCNN], cfg: Optional[TrainConfig] = None,
-                 n_samples: int = 1000, seed: int = 0) -> dict:
-    """Every metric of the skip study for one model, as a flat dict."""
+                 n_samples: int = 1000, seed: int = 0, train_set=None, gmm: bool = False) -> dict:
+    """Every figure of the tutorial's judge for one model, as a flat dict (None where it does not apply).
+
+    -ELBO, its rate (KL) and distortion (reconstruction) terms; active units (Burda et al.); PSNR; z and skip
+    reliance; with a judge `net`: its accuracy on reconstructions, and IS and Fréchet distance of prior samples
+    (and, with gmm=True, of samples from a mixture fitted to the training codes). With a labelled `train_set`
+    (an ImageDataset; its first 5,000 images): the linear probe's accuracy from mu to the label, and, where the
+    data has factors, each factor's best |r| with a latent channel.
+    """
     cfg = cfg or TrainConfig(progress=False)
     elbo = evaluate(model, test_loader, cfg, seed)
     rel = latent_reliance(model, test_loader, seed)
-    out = {"neg_elbo": elbo["neg_elbo"], "kl": elbo["kl"], "active_units": elbo["active_units"],
-           "mse": rel["mse"], "psnr": psnr(rel["mse"]), "z_reliance": rel["z_reliance"],
-           "skip_reliance": rel["skip_reliance"], "mse_z_from_prior": rel["mse_z_from_prior"]}
-    if net is not None:
-        ds = test_loader.dataset
-        out.update(sample_quality(model, net, ds.images, ds.labels, n_samples, seed))
-    return out
+    ds = test_loader.dataset
+    from .sampling import encode_means, fit_gmm, gmm_samples  # late: sampling imports this module
 
+    means = encode_means(model, ds.images).flatten(1)  # (N, D)
+    out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["kl"], "distortion": elbo["recon"],
+           "active_units": int(active_channels(means).sum()), "mse": rel["mse"], "psnr": psnr(rel["mse"]),
+           "z_reliance": rel["z_reliance"], "skip_reliance": rel["skip_reliance"],
+           "mse_z_from_prior": rel["mse_z_from_prior"], "probe": None, "gmm_inception_score": None,
+           "gmm_frechet": None}
+    if net is not None:
+        out.update(sample_quality(model, net, ds.images, ds.labels, n_samples, seed))
+    if train_set is not None:
+        train_means = encode_means(model, train_set.images[:5000]).flatten(1)
+        out["probe"] = shape_probe(train_means, train_set.labels[:5000], means, ds.labels)
+        if gmm and net is not None:
+            mixture = fit_gmm(model, train_set.images[:5000], seed=seed)
+            probs, feats = classify(net, gmm_samples(model, mixture, n_samples, seed))
+            _, real = classify(net, ds.images[:n_samples])
+            out.update(gmm_inception_score=inception_score(probs), gmm_frechet=frechet_distance(feats, real))
+    if getattr(ds, "factors", None) is not None:
+        corr = factor_correlations(means, ds.factors)  # (F, D)
+        out.update({f"r_{name}": float(corr[j].max()) for j, name in enumerate(ds.factor_names)})
+    return out
 
 
 # the six configurations of the skip study (notebook 07, benchmarks/quality.py): name -> VAEConfig fields
@@ -180,7 +272,7 @@ SKIP_STUDY = {
 
 COLUMNS = {  # metric -> (header, format, better)
     "neg_elbo": ("-ELBO", "{:8.1f}", "lower"),
-    "kl": ("KL", "{:6.1f}", ""),
+    "rate": ("rate", "{:6.1f}", ""),
     "active_units": ("active", "{:6d}", ""),
     "psnr": ("PSNR dB", "{:7.2f}", "higher"),
     "z_reliance": ("z reliance", "{:10.3f}", "higher"),
@@ -188,6 +280,7 @@ COLUMNS = {  # metric -> (header, format, better)
     "recon_accuracy": ("recon acc", "{:9.3f}", "higher"),
     "inception_score": ("IS", "{:6.2f}", "higher"),
     "frechet": ("Fréchet", "{:8.2f}", "lower"),
+    "probe": ("probe", "{:6.3f}", "higher"),
 }
 
 

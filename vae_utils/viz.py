@@ -1,7 +1,7 @@
 """One function per picture. Each returns its matplotlib Figure and, given `save="name"`, writes figures/name.png.
 
 References: t-SNE (van der Maaten & Hinton, 2008) and PCA via scikit-learn; spherical interpolation
-(Shoemake, 1985; White, "Sampling Generative Networks", 2016); active units (Burda et al., 2016).
+(Shoemake, 1985; White, "Sampling Generative Networks", 2016).
 Latents are (B, 256, H/64, W/64); the pictures flatten them to (B, D).
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ import torch
 from torchvision.utils import make_grid
 
 from .runtime import save_figure
-from .train import ACTIVE_NATS  # one threshold for the metric and the picture
 
 
 def _device(model):
@@ -109,7 +108,7 @@ def interpolation(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9, s
 
 
 def top_channels(kl_per_channel: Sequence[float], k: int) -> list:
-    """The k latent channels with the largest KL, most informative first."""
+    """The k latent channels with the largest rate (KL), most informative first."""
     kl = torch.as_tensor(kl_per_channel)
     return kl.argsort(descending=True)[:k].tolist()
 
@@ -138,19 +137,19 @@ def traversal(model, x: torch.Tensor, channels: Sequence[int], steps: int = 7, s
     return save_figure(fig, save)
 
 
-def kl_per_channel(kl: Sequence[float], threshold: float = ACTIVE_NATS, save: Optional[str] = None,
+def kl_per_channel(kl: Sequence[float], active: Optional[Sequence[bool]] = None, save: Optional[str] = None,
                    title: str = ""):
-    """Sorted bar chart of the KL of each latent channel, with the active-unit count."""
-    kl = np.sort(np.asarray(kl, dtype=float))[::-1]
-    active = int((kl > threshold).sum())
+    """Bar chart of the rate (KL, nats per image) of each latent channel, largest first; channels marked
+    `active` (metrics.active_channels: their mean code varies over the data) in blue, the others grey."""
+    kl = np.asarray(kl, dtype=float)
+    order = np.argsort(kl)[::-1]
+    on = np.ones_like(kl, dtype=bool) if active is None else np.asarray(active, dtype=bool)
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.bar(np.arange(len(kl)), kl, width=1.0, color=np.where(kl > threshold, "tab:blue", "tab:gray"))
-    ax.axhline(threshold, color="tab:red", lw=0.8, ls="--", label=f"active threshold, {threshold} nats")
-    ax.set_yscale("symlog", linthresh=threshold)
-    ax.set_xlabel("latent channel, sorted by KL")
-    ax.set_ylabel("KL (nats per image)")
-    ax.set_title(title or f"KL per latent channel: {active} of {len(kl)} active")
-    ax.legend(loc="upper right")
+    ax.bar(np.arange(len(kl)), kl[order], width=1.0, color=np.where(on[order], "tab:blue", "tab:gray"))
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlabel("latent channel, sorted by rate")
+    ax.set_ylabel("rate: KL (nats per image)")
+    ax.set_title(title or f"Rate per latent channel: {int(on.sum())} of {len(kl)} active")
     fig.tight_layout()
     return save_figure(fig, save)
 

@@ -1,0 +1,51 @@
+"""The ex-post GMM sampler: shapes, ranges, seeding, and the inactive channels it leaves alone."""
+import pytest
+import torch
+
+from vae_utils import SkipVAE
+from vae_utils.sampling import LatentGMM, fit_gmm, gmm_samples
+
+
+def _codes(n=600, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.zeros(n, 256, 1, 1)
+    z[:, 3, 0, 0] = torch.randn(n, generator=g) * 2 + 1  # two active channels, correlated
+    z[:, 7, 0, 0] = 0.5 * z[:, 3, 0, 0] + 0.1 * torch.randn(n, generator=g)
+    z[:, 9] = 0.3  # a channel every image shares: no variance, so not active
+    return z
+
+
+def test_codes_have_the_latent_shape_and_the_fitted_statistics():
+    gmm = LatentGMM(n_components=2, seed=0).fit(_codes())
+    z = gmm.sample(4000, torch.Generator().manual_seed(1))
+    assert z.shape == (4000, 256, 1, 1) and z.dtype == torch.float32
+    assert gmm.active.sum() == 2 and gmm.active[3] and gmm.active[7]
+    assert torch.allclose(z[:, 9], torch.tensor(0.3))  # inactive channels are held at their mean
+    assert torch.all(z[:, 0] == 0)
+    assert z[:, 3].mean().item() == pytest.approx(1.0, abs=0.15) and z[:, 3].std().item() == pytest.approx(2.0, rel=0.1)
+    r = torch.corrcoef(torch.stack([z[:, 3, 0, 0], z[:, 7, 0, 0]]))[0, 1]
+    assert r > 0.9  # the full covariance keeps the correlation
+
+
+def test_sampling_is_seeded():
+    gmm = LatentGMM(n_components=3, seed=0).fit(_codes())
+    a = gmm.sample(10, torch.Generator().manual_seed(5))
+    assert torch.equal(a, gmm.sample(10, torch.Generator().manual_seed(5)))
+    assert not torch.equal(a, gmm.sample(10, torch.Generator().manual_seed(6)))
+
+
+def test_gmm_samples_are_images_in_range():
+    torch.manual_seed(0)
+    model = SkipVAE(in_channels=1, skips="none")
+    images = torch.rand(40, 1, 64, 64)
+    gmm = fit_gmm(model, images, n_components=2)
+    out = gmm_samples(model, gmm, 5, seed=0)
+    assert out.shape == (5, 1, 64, 64) and 0 <= out.min() and out.max() <= 1
+    assert torch.equal(out, gmm_samples(model, gmm, 5, seed=0))
+
+
+def test_too_few_codes_or_components_are_refused():
+    with pytest.raises(ValueError, match="n_components must be a positive integer"):
+        LatentGMM(n_components=0)
+    with pytest.raises(ValueError, match="need at least n_components=10 codes"):
+        LatentGMM(n_components=10).fit(_codes(n=5))

@@ -1,0 +1,75 @@
+"""Two ways to draw new images: the plain VAE's prior, and a density fitted to the codes afterwards.
+
+References: Ghosh, Sajjadi, Vergari, Black & Schölkopf, "From Variational to Deterministic Autoencoders",
+ICLR 2020 (ex-post density estimation); Rosca, Lakshminarayanan & Mohamed, "Distribution Matching in
+Variational Inference", 2018 (the "holes" between the aggregate posterior and the prior).
+
+A VAE generates by decoding z ~ N(0, I). When only some of the 256 channels carry information, the encoder's
+codes fill a small, oddly shaped part of that space, and prior draws land where the decoder was never
+trained. Fitting a Gaussian mixture to the posterior means of the training set, and sampling from it instead,
+keeps the draws where the codes are. That is no longer the VAE's own generative model, which is why
+`SkipVAE.sample` keeps N(0, I) and this module is a separate option.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .metrics import active_channels
+
+
+class LatentGMM:
+    """A Gaussian mixture over the active latent channels; inactive channels are held at their mean code."""
+
+    def __init__(self, n_components: int = 10, seed: int = 0, reg_covar: float = 1e-4):
+        if not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+        self.n_components, self.seed, self.reg_covar = n_components, seed, reg_covar
+
+    def fit(self, means: torch.Tensor) -> "LatentGMM":
+        """means: (N, 256, h, w) posterior means of training images."""
+        from sklearn.mixture import GaussianMixture  # full covariances, EM with k-means++ starts
+
+        self.latent_shape = tuple(means.shape[1:])  # (256, h, w)
+        flat = means.flatten(1).double()  # (N, D)
+        self.active = active_channels(flat)  # (D,) bool: Var_x(E_q[z]) > 0.01
+        self.fill = flat.mean(0)  # (D,) what the inactive channels are set to
+        if len(flat) < self.n_components:
+            raise ValueError(f"need at least n_components={self.n_components} codes to fit, got {len(flat)}")
+        gm = GaussianMixture(self.n_components, covariance_type="full", reg_covar=self.reg_covar,
+                             random_state=self.seed).fit(flat[:, self.active].numpy())
+        self.weights = torch.from_numpy(gm.weights_)  # (K,)
+        self.locs = torch.from_numpy(gm.means_)  # (K, A)
+        self.chol = torch.linalg.cholesky(torch.from_numpy(gm.covariances_))  # (K, A, A)
+        return self
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """n codes (n, 256, h, w), float32, drawn with `generator`: a component, then its Gaussian."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        eps = torch.randn(n, self.locs.shape[1], 1, generator=generator, dtype=torch.float64)  # (n, A, 1)
+        z = self.fill.repeat(n, 1)  # (n, D)
+        z[:, self.active] = self.locs[k] + (self.chol[k] @ eps).squeeze(-1)  # (n, A)
+        return z.float().view(n, *self.latent_shape)
+
+
+@torch.no_grad()
+def encode_means(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Posterior means (N, 256, h, w) of images (N, C, H, W), on the CPU."""
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model.encode(images[i:i + batch].to(dev))[0].float().cpu() for i in range(0, len(images), batch)])
+
+
+def fit_gmm(model, images: torch.Tensor, n_components: int = 10, seed: int = 0) -> LatentGMM:
+    """A LatentGMM fitted to the posterior means of `images` (use training images)."""
+    return LatentGMM(n_components, seed).fit(encode_means(model, images))
+
+
+@torch.no_grad()
+def gmm_samples(model, gmm: LatentGMM, n: int, seed: int = 0, batch: int = 256) -> torch.Tensor:
+    """n images (n, C, H, W) in [0, 1], decoded from codes drawn from the fitted mixture."""
+    model.eval()
+    p = next(model.parameters())
+    z = gmm.sample(n, torch.Generator().manual_seed(seed))
+    return torch.cat([model.decode(z[i:i + batch].to(p.device, p.dtype)).float().cpu() for i in range(0, n, batch)])
