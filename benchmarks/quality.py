@@ -1,83 +1,197 @@
-"""Skip configurations of the SkipVAE against a plain MLP VAE, each trained for the same CPU wall-clock time.
+"""What a training budget buys: every lever of the recipe, the skip study, and a plain MLP VAE, on several seeds.
 
-    python benchmarks/quality.py                 # 90 s per model on shapes (about 12 minutes in all)
-    python benchmarks/quality.py --seconds 20    # a quick look
+    python benchmarks/quality.py levers          # each lever against the tutorial's default, 3 seeds
+    python benchmarks/quality.py skips           # the skip configurations of notebook 07, 3 seeds
+    python benchmarks/quality.py mlp             # the tutorial's model against the MLP VAE of pytorch/examples
+    python benchmarks/quality.py levers --seconds 30 --seeds 0   # a quick look
 
-Every model gets the same data, seed, optimiser (AdamW), KL warm-up (the first 30% of its time) and time budget,
-on the tutorial's data and training config (vae_utils/tutorial_config.py);
-the metrics are those of notebook 07 (vae_utils.metrics), with the real-versus-real baseline printed first.
+Equal time, measured fairly: every configuration first runs a few timed steps back to back with the others, and
+then trains for the number of steps that fits `--seconds` at its own measured rate (with the tutorial's schedules
+stretched over those steps). The budgets are therefore equal in wall-clock time on this machine, yet the runs
+themselves are step counts, so a busy machine does not change the results. The tables give the mean and the
+spread (sd) over seeds, and the judge's real-versus-real figures first. Output: a table on stdout and
+benchmarks/results/<table>.json; the committed copies in benchmarks/results/ are what the README and notebook 07
+cite.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from vae_utils import SkipVAE
 from vae_utils.baselines import MLPVAE
 from vae_utils.data import make_loaders
-from vae_utils.metrics import SKIP_STUDY, evaluate_all, format_table, real_baseline, train_classifier
+from vae_utils.metrics import SKIP_STUDY, evaluate_all, load_judge, real_baseline
+from vae_utils.perf import cpu_summary
 from vae_utils.runtime import seed_everything
-from vae_utils.train import TrainConfig, make_optimizer, train_step
-from vae_utils.tutorial_config import CHANNELS, IMAGE_SIZE, N_TEST, TRAIN, loader_kwargs, skip_study_config, train_config
+from vae_utils.schedule import kl_weight, lr_factor
+from vae_utils.train import make_optimizer, prepare, to_device, train_step
+from vae_utils.tutorial_config import TRAIN, loader_kwargs, model_config, skip_study_config, train_config
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# each lever changes one thing of the tutorial's default: (data overrides, model overrides, training overrides)
+LEVERS = {
+    "default (tutorial_config)": ({}, {}, {}),
+    "data: shapes-small (before)": ({"name": "shapes-small"}, {}, {}),
+    "lr: constant, no warm-up": ({}, {}, {"lr_schedule": "constant", "lr_warmup": 0.0}),
+    "lr: 2e-3 peak": ({}, {}, {"lr": 2e-3}),
+    "KL warm-up: 33% of the run": ({}, {}, {"kl_warmup": 0.33}),
+    "batch 32": ({"batch_size": 32}, {}, {"batch_size": 32}),
+    "GroupNorm(8)": ({}, {"norm": "group"}, {}),
+    "precision: fp32": ({}, {}, {"precision": "fp32"}),
+    "skips from z": ({}, {"skips": "all", "skip_source": "z"}, {}),
+}
+FIGURES = {  # key -> (header, format, better)
+    "recon_accuracy": ("judge acc", "{:.3f}", "higher"),
+    "psnr": ("PSNR dB", "{:.2f}", "higher"),
+    "inception_score": ("IS", "{:.2f}", "higher"),
+    "frechet": ("Fréchet", "{:.0f}", "lower"),
+    "z_reliance": ("z rel", "{:.2f}", "higher"),
+    "probe": ("probe", "{:.3f}", "higher"),
+    "r_scale": ("|r| scale", "{:.2f}", "higher"),
+    "r_x": ("|r| x", "{:.2f}", "higher"),
+    "r_y": ("|r| y", "{:.2f}", "higher"),
+    "neg_elbo": ("-ELBO", "{:.1f}", "lower"),
+}
 
 
-def train_for(model, loader, cfg: TrainConfig, seconds: float, warmup_fraction: float = 0.3) -> int:
-    """Train until `seconds` of wall-clock time have passed; returns the number of steps."""
+def seconds_per_step(build, loader, cfg, steps: int = 6) -> float:
+    """Median wall-clock seconds of one training step (after two untimed ones), on a throwaway model."""
+    model, device = prepare(build(), cfg)
+    opt = make_optimizer(model, cfg, device)
+    x = to_device(next(iter(loader))[0], device, cfg)
+    times = []
+    for i in range(steps + 2):
+        t = time.perf_counter()
+        train_step(model, opt, x, cfg, beta=1.0)
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def train_steps(model, loader, cfg, steps: int) -> None:
+    """What train() does per step, for exactly `steps` steps: the tutorial's LR and KL schedules over them."""
+    model, device = prepare(model, cfg)
+    opt = make_optimizer(model, cfg, device)
     model.train()
-    opt = make_optimizer(model, cfg, torch.device("cpu"))
-    steps, t0 = 0, time.perf_counter()
-    while True:
+    step = 0
+    while step < steps:
         for x, _ in loader:
-            elapsed = time.perf_counter() - t0
-            if elapsed >= seconds:
-                return steps
-            beta = cfg.beta * min(1.0, elapsed / (warmup_fraction * seconds))
-            if cfg.channels_last and x.dim() == 4 and isinstance(model, SkipVAE):
-                x = x.contiguous(memory_format=torch.channels_last)
-            train_step(model, opt, x, cfg, beta)
-            steps += 1
+            if step >= steps:
+                break
+            p = step / steps
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(p, cfg.lr_warmup, cfg.lr_schedule)
+            train_step(model, opt, to_device(x, device, cfg), cfg, cfg.beta * kl_weight(p, cfg.kl_warmup))
+            step += 1
+
+
+def run_table(configs: dict, seconds: float, seeds: list) -> dict:
+    """{name: {"steps": n, "rows": [figures per seed]}} for {name: (data kw, build(), TrainConfig)}."""
+    timing = {}
+    for name, (data, build, cfg) in configs.items():  # back to back, so the rates are comparable
+        loader, _ = make_loaders(**loader_kwargs(n_train=512, n_test=64, **data))
+        timing[name] = seconds_per_step(build, loader, cfg)
+    out = {}
+    for name, (data, build, cfg) in configs.items():
+        steps = max(1, round(seconds / timing[name]))
+        rows = []
+        for seed in seeds:
+            train_loader, test_loader = make_loaders(**loader_kwargs(seed=seed, **data))
+            judge = load_judge(train_loader.dataset)
+            seed_everything(seed)
+            model = build()
+            train_steps(model, train_loader, train_config(**{**vars(cfg), "seed": seed}), steps)
+            rows.append(evaluate_all(model.cpu().float(), test_loader, judge, seed=seed,
+                                     train_set=train_loader.dataset))
+        out[name] = {"seconds_per_step": timing[name], "steps": steps, "batch_size": cfg.batch_size, "rows": rows}
+        print(f"{name}: {steps} steps of {cfg.batch_size} ({timing[name] * 1000:.0f} ms each), "
+              f"{len(seeds)} seed(s)", flush=True)
+    return out
+
+
+def summarise(results: dict) -> str:
+    """A Markdown table: each figure as mean ± sd over seeds (just the value for one seed)."""
+    head = ["configuration", "steps"] + [h for h, _, _ in FIGURES.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        cells = [name, str(r["steps"])]
+        for key, (_, fmt, _) in FIGURES.items():
+            vals = [row[key] for row in r["rows"] if row.get(key) is not None]
+            if not vals:
+                cells.append("n/a")
+            elif len(vals) == 1:
+                cells.append(fmt.format(vals[0]))
+            else:
+                cells.append(f"{fmt.format(statistics.mean(vals))} ± {fmt.format(statistics.stdev(vals))}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def wins(results: dict, reference: str) -> dict:
+    """{name: [figures where its seed mean beats the reference's by more than the two spreads together]}."""
+    def mean_sd(name, key):
+        vals = [row[key] for row in results[name]["rows"] if row.get(key) is not None]
+        if not vals:
+            return None, None
+        return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+    out = {}
+    for name in results:
+        if name == reference:
+            continue
+        better = []
+        for key, (_, _, direction) in FIGURES.items():
+            (m, s), (m0, s0) = mean_sd(name, key), mean_sd(reference, key)
+            if m is None or m0 is None:
+                continue
+            gap = (m - m0) if direction == "higher" else (m0 - m)
+            if gap > s + s0:
+                better.append(key)
+        out[name] = better
+    return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=90, help="training time per model")
-    parser.add_argument("--n-train", type=int, default=20000, help="training images (the whole shapes split)")
-    parser.add_argument("--n-test", type=int, default=N_TEST)
-    parser.add_argument("--lr", type=float, default=TRAIN.lr)
-    parser.add_argument("--configs", nargs="*", default=list(SKIP_STUDY), help="which SkipVAE configurations")
-    parser.add_argument("--seed", type=int, default=TRAIN.seed)
+    parser.add_argument("table", choices=["levers", "skips", "mlp"])
+    parser.add_argument("--seconds", type=float, default=TRAIN.minutes * 60,
+                        help="training time per model (default: the tutorial's quick budget)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
 
-    train_loader, test_loader = make_loaders(**loader_kwargs(n_train=args.n_train, n_test=args.n_test, seed=args.seed))
-    net = train_classifier(train_loader, n_classes=len(train_loader.dataset.label_names), seed=args.seed)
-    base = real_baseline(net, test_loader.dataset.images, test_loader.dataset.labels)
-    print(f"{train_loader.dataset.name} {IMAGE_SIZE}x{IMAGE_SIZE}x{CHANNELS}, {args.n_train} training images, "
-          f"{args.seconds:.0f} s of training per model, "
-          f"{torch.get_num_threads()} threads")
-    print(f"real test images: classifier accuracy {base['accuracy']:.3f}, IS {base['inception_score']:.2f}, "
-          f"Fréchet (half vs half) {base['frechet']:.2f}\n")
+    if args.table == "levers":
+        configs = {name: (data, (lambda m=m: SkipVAE(model_config(**m))), train_config(**t))
+                   for name, (data, m, t) in LEVERS.items()}
+    elif args.table == "skips":
+        configs = {name: ({}, (lambda o=o: SkipVAE(skip_study_config(**o))), train_config())
+                   for name, o in SKIP_STUDY.items()}
+    else:
+        configs = {"MLP VAE 4096-400-20": ({}, lambda: MLPVAE(in_channels=1), train_config(channels_last=False)),
+                   "SkipVAE (tutorial_config)": ({}, lambda: SkipVAE(model_config()), train_config())}
 
-    cfg = train_config(lr=args.lr, seed=args.seed, progress=False)
-    models = {"MLP VAE 784-400-20 (baseline)": lambda: MLPVAE(in_channels=CHANNELS, image_size=(IMAGE_SIZE, IMAGE_SIZE))}
-    models.update({f"SkipVAE: {n}": (lambda o=o: SkipVAE(skip_study_config(**o)).to(
-        memory_format=torch.channels_last)) for n, o in SKIP_STUDY.items() if n in args.configs})
-    rows, steps = {}, {}
-    for name, build in models.items():
-        seed_everything(args.seed)
-        model = build()
-        steps[name] = train_for(model, train_loader, cfg, args.seconds)
-        rows[name] = evaluate_all(model, test_loader, net, cfg, n_samples=args.n_test, seed=args.seed)
-        print(f"{name}: {steps[name]} steps", flush=True)
-    print("\n" + format_table(rows))
-    mlp = rows["MLP VAE 784-400-20 (baseline)"]
-    print("\nbeats the MLP baseline on every metric (-ELBO, PSNR, recon acc, IS, Fréchet):")
-    for name, r in rows.items():
-        if name.startswith("SkipVAE") and r["frechet"] is not None:
-            wins = [r["neg_elbo"] < mlp["neg_elbo"], r["psnr"] > mlp["psnr"], r["recon_accuracy"] > mlp["recon_accuracy"],
-                    r["inception_score"] > mlp["inception_score"], r["frechet"] < mlp["frechet"]]
-            print(f"  {name}: {sum(wins)}/5 {'YES' if all(wins) else ''}")
+    _, test_loader = make_loaders(**loader_kwargs())
+    base = real_baseline(load_judge(), test_loader.dataset.images, test_loader.dataset.labels)
+    print(f"{cpu_summary()}; {torch.get_num_threads()} threads; {args.seconds:.0f} s per model; seeds {args.seeds}")
+    print(f"judge on real test images: accuracy {base['accuracy']:.3f}, IS {base['inception_score']:.2f}, "
+          f"Fréchet (half vs half) {base['frechet']:.1f}\n")
+    results = run_table(configs, args.seconds, args.seeds)
+    table = summarise(results)
+    reference = next(iter(results))
+    verdict = wins(results, reference)
+    print("\n" + table + "\n")
+    print(f"figures where a configuration beats '{reference}' by more than both spreads together:")
+    for name, better in verdict.items():
+        print(f"  {name}: {len(better)} of {len(FIGURES)} ({', '.join(FIGURES[k][0] for k in better) or 'none'})")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.table}.json").write_text(json.dumps(
+        {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "seeds": args.seeds,
+         "real_baseline": base, "results": results, "table": table, "wins": verdict}, indent=1))
 
 
 if __name__ == "__main__":
