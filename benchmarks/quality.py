@@ -68,7 +68,7 @@ def seconds_per_step(build, loader, cfg, steps: int = 6) -> float:
     times = []
     for i in range(steps + 2):
         t = time.perf_counter()
-        train_step(model, opt, x, cfg, beta=1.0)
+        train_step(model, opt, x, cfg, beta=cfg.beta)
         if i >= 2:
             times.append(time.perf_counter() - t)
     return statistics.median(times)

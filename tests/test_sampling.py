@@ -16,13 +16,16 @@ def _codes(n=600, seed=0):
 
 
 def test_codes_have_the_latent_shape_and_the_fitted_statistics():
-    gmm = LatentGMM(n_components=2, seed=0).fit(_codes())
+    codes = _codes()
+    gmm = LatentGMM(n_components=2, seed=0).fit(codes)
     z = gmm.sample(4000, torch.Generator().manual_seed(1))
     assert z.shape == (4000, 256, 1, 1) and z.dtype == torch.float32
     assert gmm.active.sum() == 2 and gmm.active[3] and gmm.active[7]
     assert torch.allclose(z[:, 9], torch.tensor(0.3))  # inactive channels are held at their mean
     assert torch.all(z[:, 0] == 0)
-    assert z[:, 3].mean().item() == pytest.approx(1.0, abs=0.15) and z[:, 3].std().item() == pytest.approx(2.0, rel=0.1)
+    # the mixture reproduces the moments of the codes it was fitted to (4,000 draws: within a few standard errors)
+    assert z[:, 3].mean().item() == pytest.approx(codes[:, 3].mean().item(), abs=0.2)
+    assert z[:, 3].std().item() == pytest.approx(codes[:, 3].std().item(), rel=0.1)
     r = torch.corrcoef(torch.stack([z[:, 3, 0, 0], z[:, 7, 0, 0]]))[0, 1]
     assert r > 0.9  # the full covariance keeps the correlation
 
@@ -37,6 +40,8 @@ def test_sampling_is_seeded():
 def test_gmm_samples_are_images_in_range():
     torch.manual_seed(0)
     model = SkipVAE(in_channels=1, skips="none")
+    with torch.no_grad():
+        model.encoder.head.stats.mu.weight.mul_(100)  # an untrained encoder's codes barely vary: make them
     images = torch.rand(40, 1, 64, 64)
     gmm = fit_gmm(model, images, n_components=2)
     out = gmm_samples(model, gmm, 5, seed=0)

@@ -27,10 +27,13 @@ def test_notebook_05_without_parameters_is_the_tutorial_config():
 
 
 def test_a_papermill_value_overrides_only_its_own_default():
-    run = train_run(epochs=5, skip_source="encoder", lr=2e-3)
-    assert run.train == tc.train_config(epochs=5, lr=2e-3)
-    assert run.model == tc.model_config(skip_source="encoder")
+    run = train_run(epochs=5, skip_source="z", lr=2e-3)
+    assert run.train == tc.train_config(epochs=5, minutes=None, lr=2e-3)  # epochs alone: trains by epochs
+    assert run.model == tc.model_config(skip_source="z")
     assert run.data["n_train"] == tc.N_TRAIN
+    assert train_run(minutes=0.5).train == tc.train_config(minutes=0.5)
+    with pytest.raises(ValueError, match="give minutes .* or epochs .*, not both"):
+        train_run(minutes=1.0, epochs=2)
 
 
 def test_all_and_native_are_spelled_out_because_none_means_the_default():
@@ -50,7 +53,7 @@ def test_tutorial_defaults_fills_in_only_what_is_none():
 
 def test_the_skip_study_starts_from_the_specs_skips():
     assert tc.skip_study_config().skip_source == "encoder" and tc.skip_study_config().skips == "all"
-    assert tc.skip_study_config(skip_source="z") == tc.model_config(skip_source="z")
+    assert tc.skip_study_config(skip_source="z") == tc.model_config(skips="all", skip_source="z")
     assert tc.skip_study_config(skips="none").init == tc.MODEL.init  # everything else: the tutorial's model
 
 
@@ -59,7 +62,9 @@ def test_the_readme_shows_the_effective_defaults():
     block = readme.split("**05_train.ipynb**", 1)[1].split("**", 1)[0]
     assert f"| `n_train` | `{tc.N_TRAIN}` *(tutorial)* |" in block
     assert f"| `skip_source` | `\"{tc.MODEL.skip_source}\"` *(tutorial)* |" in block
-    assert "| `None` |" not in readme.split("<!-- params:start -->")[1].split("<!-- params:end -->")[0]
+    rows = readme.split("<!-- params:start -->")[1].split("<!-- params:end -->")[0].splitlines()
+    # only epochs means something by None (train by minutes); every other None stands for a tutorial value
+    assert [r for r in rows if "| `None` |" in r and not r.startswith("| `epochs` |")] == []
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in ("01", "04", "05", "06", "07")],

@@ -34,6 +34,9 @@ class LatentGMM:
         self.latent_shape = tuple(means.shape[1:])  # (256, h, w)
         flat = means.flatten(1).double()  # (N, D)
         self.active = active_channels(flat)  # (D,) bool: Var_x(E_q[z]) > 0.01
+        if not self.active.any():
+            raise ValueError("no latent channel varies over these codes (Var > 0.01): the encoder ignores its input; "
+                             "train the model before fitting a mixture to its codes")
         self.fill = flat.mean(0)  # (D,) what the inactive channels are set to
         if len(flat) < self.n_components:
             raise ValueError(f"need at least n_components={self.n_components} codes to fit, got {len(flat)}")
