@@ -14,6 +14,12 @@ ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks" / "05_train.ipynb"
 
 
+@pytest.fixture(autouse=True)
+def crash_reports(monkeypatch):
+    """A kernel that crashes in C code prints its stack to the captured stderr instead of dying silently."""
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")
+
+
 @pytest.mark.slow
 def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)  # the parameters alone make it small
