@@ -135,6 +135,12 @@ def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
     return train_classifier(loader, len(train_set.label_names), seed=seed)
 
 
+def judge_baseline() -> dict:
+    """The shipped judge's figures on the 2,000 real test shapes (accuracy, IS, Fréchet between two halves): the
+    scale for every model's figures."""
+    return torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)["real_baseline"]
+
+
 def save_judge(path=JUDGE_FILE, seed: int = 0) -> dict:
     """Train the judge of the built-in shapes on its 20,000 training images and save it; returns its scores on
     the 2,000 test images (real_baseline), which are stored beside the weights."""
