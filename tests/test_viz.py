@@ -74,7 +74,8 @@ def test_embedding_and_factor_correlation(setup, figures_in_tmp):
     assert len([ax for ax in fig.axes if ax.get_title()]) == 4  # 2 methods x 2 colourings
     assert len(fig.axes) == 6  # plus one colour bar per numeric colouring
     fig = viz.factor_correlation(means, ds.factors, ds.factor_names, channels=[0, 1, 2], save="corr")
-    assert fig.corr.shape == (6, 3) and (0 <= fig.corr).all() and (fig.corr <= 1 + 1e-9).all()
+    assert fig.corr.shape == (5, 3) and (0 <= fig.corr).all() and (fig.corr <= 1 + 1e-9).all()  # rotation (±30°) kept
+    assert fig.factor_names == ds.factor_names
     assert any(ax.get_ylabel() == "|Pearson r|" for ax in fig.axes)  # the colour bar
 
 
@@ -94,3 +95,14 @@ def test_history_plot(figures_in_tmp):
     fig = viz.plot_history(history, save="hist")
     assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["nats per image"] * 3
     assert (figures_in_tmp / "hist.png").exists()
+
+
+def test_a_rotation_of_a_quarter_turn_or_more_is_left_out_of_the_heatmap(figures_in_tmp):
+    g = torch.Generator().manual_seed(0)
+    means = torch.randn(200, 4, generator=g)
+    wide = torch.stack([torch.rand(200, generator=g) * 6.2, torch.rand(200, generator=g)], 1)  # 0..355 degrees
+    fig = viz.factor_correlation(means, wide, ["rotation", "x"], channels=[0, 1])
+    assert fig.factor_names == ["x"] and fig.corr.shape == (1, 2)
+    narrow = wide.clone()
+    narrow[:, 0] = (narrow[:, 0] / 6.2 - 0.5) * 1.04  # -30..30 degrees
+    assert viz.factor_correlation(means, narrow, ["rotation", "x"], channels=[0, 1]).factor_names == ["rotation", "x"]

@@ -202,34 +202,25 @@ def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names:
                        channels: Sequence[int], save: Optional[str] = None):
     """|Pearson correlation| between each true factor and each chosen latent channel's posterior mean.
 
-    Rotation enters as |cos| and |sin| of 4 x angle, so that the 90-degree symmetry of a square does not hide it.
+    A rotation that spans a quarter turn or more is left out: a square turned by 90 degrees is the same image,
+    so no single number per channel could follow it (the default shapes turn by at most 30 degrees either way).
     """
-    cols, names = [], []
-    for j, n in enumerate(factor_names):
-        if n == "rotation":
-            a = factors[:, j].numpy()
-            cols += [np.cos(4 * a), np.sin(4 * a)]
-            names += ["cos 4·rotation", "sin 4·rotation"]
-        else:
-            cols.append(factors[:, j].numpy())
-            names.append(n)
-    F = np.stack(cols, 1)
-    Z = means[:, list(channels)].numpy()
+    from .metrics import factor_correlations  # late import: metrics imports the training loop
 
-    def z(a):
-        s = a.std(0)
-        return (a - a.mean(0)) / np.where(s > 1e-12, s, 1)
-    corr = np.abs(z(F).T @ z(Z) / len(F))
+    keep = [j for j, n in enumerate(factor_names)
+            if n != "rotation" or float(factors[:, j].max() - factors[:, j].min()) < np.pi / 2]
+    corr = factor_correlations(means[:, list(channels)], factors[:, keep]).numpy()  # (F, channels)
+    names = [factor_names[j] for j in keep]
     fig, ax = plt.subplots(figsize=(0.45 * len(channels) + 2.5, 0.45 * len(names) + 1.6))
     im = ax.imshow(corr, vmin=0, vmax=1, cmap="magma", aspect="auto")
     ax.set_xticks(range(len(channels)), [str(c) for c in channels], rotation=90, fontsize=8)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("latent channel (most active first)")
+    ax.set_xlabel("latent channel (highest rate first)")
     ax.set_ylabel("true factor")
     ax.set_title("Which channel follows which factor: |correlation|")
     fig.colorbar(im, ax=ax, label="|Pearson r|")
     fig.tight_layout()
-    fig.corr = corr  # the numbers behind the picture, for the notebook to quote
+    fig.corr, fig.factor_names = corr, names  # the numbers behind the picture, for the notebook to quote
     return save_figure(fig, save)
 
 
