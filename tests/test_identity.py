@@ -119,7 +119,7 @@ def test_load_or_train_reuses_only_the_same_run(trained, capsys):
 def test_load_or_train_trains_on_a_matching_unfinished_run(trained, capsys):
     tr, te = _loaders()
     _, history = load_or_train(trained, MODEL, TrainConfig(**{**FAST, "epochs": 2}), tr, te)
-    assert "m.pt holds 1 of 2 epochs: training on" in capsys.readouterr().out
+    assert "m.pt holds a shorter run of these settings: training on" in capsys.readouterr().out
     assert [e["epoch"] for e in history["epoch"]] == [1, 2]
 
 

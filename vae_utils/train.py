@@ -291,7 +291,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
 def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig, train_loader, val_loader,
                   device: str = "cpu", data: Optional[dict] = None):
     """(model, history): load `checkpoint` if it holds this very run (the same run identity: model, training
-    settings, data and seed) trained for at least this many epochs. Otherwise train and save it there: on from a
+    settings, data and seed) trained for at least this many epochs (or minutes). Otherwise train and save it there: on from a
     matching, unfinished checkpoint, or from scratch when anything differs (printed, old -> new); the old file
     stays until the new run's first epoch replaces it. data: as for `train`."""
     path, resume = Path(checkpoint), False
@@ -300,12 +300,14 @@ def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig
             ckpt = read_checkpoint(path)
             diff = identity_diff(ckpt.get("identity"),
                                  run_identity(model_config, train_config, describe_data(train_loader, data)))
-            if not diff and ckpt["epoch"] >= train_config.epochs:
+            done = (ckpt["epoch"] >= train_config.epochs if train_config.minutes is None else
+                    ckpt.get("seconds", 0.0) >= 60 * train_config.minutes)
+            if not diff and done:
                 model, ckpt = load_checkpoint(path, device)
-                print(f"loaded {path.name}: trained {ckpt['epoch']} epoch(s)")
+                print(f"loaded {path.name}: trained {ckpt['epoch']} epoch(s), {ckpt.get('seconds', 0) / 60:.1f} min")
                 return model, ckpt["history"]
             resume = not diff
-            print(f"{path.name} holds {ckpt['epoch']} of {train_config.epochs} epochs: training on" if resume else
+            print(f"{path.name} holds a shorter run of these settings: training on" if resume else
                   f"{path.name} was trained with other settings ({'; '.join(diff)}): training from scratch")
         except (ValueError, KeyError) as err:
             print(f"{path.name} is unusable ({err}): training a new one")
