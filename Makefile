@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # execute notebooks/NN_*.ipynb in order with papermill into runs/tutorial/, writing figures/
 tutorial: setup
-	$(BIN)/python -m vae_utils.tutorial
+	$(BIN)/python -m tools.tutorial
 
 # unit tests, then every notebook under nbval on the reduced budget (VAE_SMOKE_TEST=1)
 test: setup
@@ -28,7 +28,7 @@ test: setup
 
 # re-execute every notebook in place on the full budget and strip volatile metadata (before committing)
 notebooks: setup
-	$(BIN)/python -m vae_utils.tutorial --in-place
+	$(BIN)/python -m tools.tutorial --in-place
 
 clean:
 	rm -rf runs .pytest_cache

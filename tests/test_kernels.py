@@ -4,7 +4,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from vae_utils.kernels import EncryptedKernelManager, execute_notebook
+from tools.kernels import EncryptedKernelManager, execute_notebook
 
 NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt", "WARNING", "ERROR")
 

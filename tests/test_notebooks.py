@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vae_utils import badges
-from vae_utils.nbclean import volatile
+from tools import badges
+from tools.nbclean import volatile
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

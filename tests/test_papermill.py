@@ -6,8 +6,8 @@ import papermill as pm
 import pytest
 import torch
 
+from tools.kernels import execute_notebook
 from vae_utils.checkpoint import load_checkpoint, read_checkpoint
-from vae_utils.kernels import execute_notebook
 from vae_utils.params import train_run
 
 ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]

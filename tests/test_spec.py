@@ -60,11 +60,11 @@ def test_tables_match_the_published_spec(part, section):
 def test_readme_shows_the_generated_tables():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- spec:start -->", 1)[1].split("<!-- spec:end -->", 1)[0]
-    assert block.strip() == spec.readme_section().strip(), "run `python -m vae_utils.readme`"
+    assert block.strip() == spec.readme_section().strip(), "run `python -m tools.readme`"
 
 
 def test_readme_generated_sections_are_current():
-    from vae_utils import readme
+    from tools import readme
 
     text = (ROOT / "README.md").read_text()
-    assert readme.render(text) == text, "run `python -m vae_utils.readme`"
+    assert readme.render(text) == text, "run `python -m tools.readme`"

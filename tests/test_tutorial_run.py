@@ -1,7 +1,8 @@
-"""`make tutorial` (vae_utils.tutorial) reports timings that travel: per notebook, the CPU, and the training rate."""
+"""`make tutorial` (tools.tutorial) reports timings that travel: per notebook, the CPU, and the training rate."""
 import json
 
-from vae_utils import perf, runtime, tutorial
+from tools import tutorial
+from vae_utils import perf, runtime
 
 
 def test_the_runner_prints_times_the_cpu_and_notebook_05s_training_rate(tmp_path, monkeypatch, capsys):

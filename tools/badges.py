@@ -1,4 +1,4 @@
-"""`python -m vae_utils.badges`: write every Colab/Binder badge and Colab install line from one setting.
+"""`python -m tools.badges`: write every Colab/Binder badge and Colab install line from one setting.
 
 The setting is `[tool.vae_utils] github = "OWNER/REPO"` and `branch` in pyproject.toml. It rewrites each
 notebook's Colab badge (first markdown cell) and the install URL in its Colab set-up cell, and the README's

@@ -2,7 +2,7 @@
 
 Removed: papermill run metadata, per-cell execution timings, widget state blobs.
 Kept: outputs (so notebooks render on GitHub) and execution counts (nbval fails a cell with outputs but no count).
-`python -m vae_utils.nbclean notebooks/*.ipynb` cleans in place; `--check` only reports.
+`python -m tools.nbclean notebooks/*.ipynb` cleans in place; `--check` only reports.
 """
 from __future__ import annotations
 

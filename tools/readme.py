@@ -1,4 +1,4 @@
-"""`python -m vae_utils.readme`: regenerate the README's generated sections; `--check` only compares.
+"""`python -m tools.readme`: regenerate the README's generated sections; `--check` only compares.
 
 Generated sections sit between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
 - `spec`: both step tables, from `spec.py`;
@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import spec
+from vae_utils import spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def parameter_tables(root: Path = ROOT) -> str:
     whose default is None, "the tutorial default", shows the value it stands for, from `tutorial_config`."""
     import papermill as pm
 
-    from .tutorial_config import notebook_defaults
+    from vae_utils.tutorial_config import notebook_defaults
 
     out = ["A default marked *(tutorial)* comes from `vae_utils/tutorial_config.py`, the one place the tutorial's "
            "defaults are defined; in the notebook the parameter is `None`, which stands for it.", ""]
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     new = render(old)
     if "--check" in argv:
         if new != old:
-            print("README.md's generated sections are stale: run `python -m vae_utils.readme`")
+            print("README.md's generated sections are stale: run `python -m tools.readme`")
             return 1
         return 0
     path.write_text(new)

@@ -1,4 +1,4 @@
-"""`python -m vae_utils.tutorial`: execute every numbered notebook in order with papermill, with timings.
+"""`python -m tools.tutorial`: execute every numbered notebook in order with papermill, with timings.
 
 Executed copies go to runs/tutorial/ (git ignores runs/); the notebooks write their figures to figures/.
 Each notebook is registered simply by its name: notebooks/NN_topic.ipynb runs in NN order. The times end with
@@ -15,10 +15,11 @@ from pathlib import Path
 import nbformat
 import torch
 
+from vae_utils.perf import cpu_summary
+from vae_utils.runtime import TUTORIAL_RUN, repo_root, run_path
+
 from .kernels import execute_notebook
 from .nbclean import clean
-from .perf import cpu_summary
-from .runtime import TUTORIAL_RUN, repo_root, run_path
 
 
 def notebooks(root: Path) -> list:
