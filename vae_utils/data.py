@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import check_size
+from .spec import check_size
 
 NAMES = ("shapes", "shapes-small", "mnist", "fashion-mnist", "cifar10", "celeba", "folder:PATH")
 SHAPES = ("square", "ellipse", "heart", "triangle")
@@ -272,13 +272,15 @@ def _folder(path, split, size, channels, seed, limit):
 
 # --- the entry points -----------------------------------------------------------------------------------
 
-def _check_name(name: str) -> str:
+def check_dataset_name(name: str) -> str:
+    """`name` if it is one of NAMES (any "folder:PATH" included); otherwise a ValueError that lists them."""
     if not isinstance(name, str) or (name not in NAMES[:-1] and not name.startswith("folder:")):
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(NAMES)}")
     return name
 
 
-def _image_size(image_size) -> tuple:
+def check_image_size(image_size) -> tuple:
+    """(H, W) from an int (square) or a pair, each a positive multiple of 64; otherwise a ValueError with the fix."""
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     check_size(h, "image height")
     check_size(w, "image width")
@@ -292,12 +294,12 @@ def make_dataset(name: str = "shapes", split: str = "train", image_size: Union[i
 
     `channels=None` keeps the dataset's own count (shapes: 1); `size` caps the number of images.
     """
-    _check_name(name)
+    check_dataset_name(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1, 3 or None (the dataset's own), got {channels!r}")
-    hw = _image_size(image_size)
+    hw = check_image_size(image_size)
     if name in STYLES:
         return make_shapes(split, hw, channels or 1, seed, size, style=name)
     if name.startswith("folder:"):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import spec
+from .spec import check_size
 
 LATENT_CHANNELS = spec.ENCODER[-1].channels  # 256, Step 17
 N_LEVELS = 6  # skip levels 0..5: the input image (H) and the five stage pools (H/2 ... H/32)
@@ -105,13 +106,6 @@ def _normalise_skips(skips):
     if any(not 0 <= k < N_LEVELS for k in levels):
         raise ValueError(f"skip levels must lie in 0..{N_LEVELS - 1} (level k is at H/2**k), got {levels}")
     return levels
-
-
-def check_size(n: int, name: str = "image size") -> None:
-    """H and W must be positive multiples of 64: six 2x2 pools have to divide them evenly."""
-    if not isinstance(n, int) or n < spec.DOWNSAMPLING or n % spec.DOWNSAMPLING:
-        fix = max(spec.DOWNSAMPLING, spec.DOWNSAMPLING * round(n / spec.DOWNSAMPLING)) if isinstance(n, (int, float)) else 64
-        raise ValueError(f"{name} {n!r} is not a multiple of 64 (six 2x2 pools must divide it); resize to {fix}")
 
 
 def check_input(x: torch.Tensor, channels: int) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .data import _check_name, _image_size
+from .data import check_dataset_name, check_image_size
 from .model import VAEConfig
 from .runtime import get_device, run_path
 from .train import TrainConfig
@@ -64,8 +64,8 @@ def train_run(dataset=None, image_size=None, channels=None, data_root="data", do
         minutes=minutes, batch_size=batch_size, lr=lr, beta=beta, kl_warmup=kl_warmup,
         free_bits=free_bits, likelihood=likelihood, latent=latent, skips=skips, skip_source=skip_source,
         skip_dropout=skip_dropout, norm=norm, init=init, seed=seed, precision=precision)
-    _check_name(dataset)
-    h, w = _image_size(image_size)
+    check_dataset_name(dataset)
+    h, w = check_image_size(image_size)
     if channels not in (1, 3, "native"):
         raise ValueError(f"channels must be 1, 3, 'native' (the dataset's own) or None (the tutorial default), "
                          f"got {channels!r}")

@@ -107,6 +107,13 @@ TABLES = {"encoder": ENCODER, "decoder": DECODER}
 DOWNSAMPLING = 64  # six halvings: five stage pools plus the latent pool (Step 17)
 
 
+def check_size(n: int, name: str = "image size") -> None:
+    """H and W must be positive multiples of 64: six 2x2 pools have to divide them evenly."""
+    if not isinstance(n, int) or n < DOWNSAMPLING or n % DOWNSAMPLING:
+        fix = max(DOWNSAMPLING, DOWNSAMPLING * round(n / DOWNSAMPLING)) if isinstance(n, (int, float)) else DOWNSAMPLING
+        raise ValueError(f"{name} {n!r} is not a multiple of 64 (six 2x2 pools must divide it); resize to {fix}")
+
+
 def encoder_stages() -> list[tuple[int, tuple[Step, Step, Step]]]:
     """The encoder as (filters, (conv, conv, pool)) stages, read off the table."""
     rows = [r for r in ENCODER if r.kind in ("conv", "pool")]
