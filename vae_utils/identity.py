@@ -50,9 +50,9 @@ def run_identity(model_config, train_config, data: dict) -> dict:
 
 def identity_diff(stored, new: dict) -> list:
     """["section.field: old -> new", ...] for every field where a stored identity differs from `new`; [] when they
-    match. A checkpoint without an identity (written by an older version) differs in everything."""
+    match. A checkpoint that stores no identity (save_checkpoint without one) differs in everything."""
     if not isinstance(stored, dict) or not stored:
-        return ["identity: none stored (a checkpoint from before run identities) -> this run's"]
+        return ["identity: none stored -> this run's"]
     show = lambda d, k: repr(d[k]) if k in d else "(absent)"  # noqa: E731
     rows = []
     for section, fields in new.items():

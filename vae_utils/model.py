@@ -40,8 +40,8 @@ class VAEConfig:
     skips: Union[str, tuple] = "all"  # "all" (spec), "none", "coarse", "no-input", or levels, e.g. (3, 4, 5); level k is at H/2**k
     skip_source: str = "encoder"  # "encoder" (spec); "z": a learned projection of z at each add point (Dieng et al. 2019)
     skip_dropout: float = 0.0  # training only: drop each skip tensor with this probability, so the decoder must use z
-    decoder_activation: str = "leaky_relu"  # the table's LeakyReLU; "relu" as in the diagram and the original code
-    negative_slope: float = 0.2  # LeakyReLU slope, as in the original code
+    decoder_activation: str = "leaky_relu"  # the table's LeakyReLU; "relu": ReLU, as the spec's diagram draws it
+    negative_slope: float = 0.2  # LeakyReLU's slope for negative inputs (the table gives none)
     init: str = "kaiming"  # "kaiming": He-normal weights matched to each activation; "torch": PyTorch's default init
     norm: str = "none"  # "none" (the spec); "group": GroupNorm(8) between each 3x3 convolution and its activation; "batch": BatchNorm
 
@@ -81,7 +81,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
-        d = {"init": "torch", **d}  # files from before `init` existed were trained from PyTorch's default init
+        """The config that `to_dict` wrote; a missing field takes its default, an unknown one is an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -186,7 +186,7 @@ class SpecStats(nn.Module):
 
     def forward(self, h):
         mu = h.mean(dim=(1, 2, 3), keepdim=True)  # (B, 256, H/64, W/64) -> (B, 1, 1, 1)
-        logvar = torch.log(h.var(dim=(1, 2, 3), keepdim=True) + 1e-6)  # log var; the original took log(var**2)
+        logvar = torch.log(h.var(dim=(1, 2, 3), keepdim=True) + 1e-6)  # log sigma^2: the log of the variance
         return mu, logvar
 
 
@@ -237,7 +237,7 @@ class DecoderStage(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, acts: tuple, steps: tuple, norm: str = "none"):
         super().__init__()
-        # stride 2, padding 1, output_padding 1: exactly doubles H and W, like Flax's 'SAME'
+        # stride 2, padding 1, output_padding 1: exactly doubles H and W, as the table's shapes require
         self.up = _tag(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1),
                        "decoder", steps[0])  # (B, c_in, h, w) -> (B, c_out, 2h, 2w)
         self.add = _tag(AddSkip(), "decoder", steps[1])  # (B, c_out, 2h, 2w) -> (B, c_out, 2h, 2w)

@@ -36,10 +36,6 @@ class ShapeReport(list):
     columns = ("part", "step", "operation", "spec (H, W, C)", "actual (H, W, C)", "match", "note")
 
     @property
-    def mismatches(self) -> list:
-        return [r for r in self if not r.match]
-
-    @property
     def unexpected(self) -> list:
         """Mismatches that are not documented deviations: these are bugs."""
         return [r for r in self if not r.match and not r.by_design]
