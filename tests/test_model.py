@@ -145,7 +145,7 @@ def test_config_round_trips_through_plain_types():
 
 
 def test_decoder_activation_follows_the_config():
-    acts = lambda m: {type(a).__name__ for s in m.decoder.stages[:-1] for a in (s.conv1[1], s.conv2[1])}  # noqa: E731
+    acts = lambda m: {type(a).__name__ for s in m.decoder.stages[:-1] for a in (s.conv1[-1], s.conv2[-1])}  # noqa: E731
     assert acts(SkipVAE()) == {"LeakyReLU"}
     assert acts(SkipVAE(decoder_activation="relu")) == {"ReLU"}
     last = SkipVAE().decoder.stages[-1]
