@@ -6,13 +6,16 @@ TrainConfig, output folder). Each config dataclass validates its own fields, so 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from .checkpoint import export_weights, read_checkpoint
 from .data import check_dataset_name, check_image_size
 from .model import VAEConfig
-from .runtime import get_device, run_path
+from .runtime import get_device, is_tutorial_run, run_path, smoke_test
 from .train import TrainConfig
 from .tutorial_config import model_config, notebook_defaults, train_config
 
@@ -26,6 +29,26 @@ class TrainRun:
     train: TrainConfig
     out_dir: Path
     resume: bool = False  # continue from out_dir/checkpoint.pt when an earlier run stopped early
+    tutorial: bool = False  # the tutorial's own run (shapes, the default out_dir): the one that writes figures/
+
+    def figure(self, name: str) -> Optional[str]:
+        """`name` for the tutorial's own run, None for an experiment: pass it as `save=` so that only the
+        tutorial's run replaces the committed figures."""
+        return name if self.tutorial else None
+
+    def save(self, model, metrics: dict, history: dict) -> dict:
+        """Write metrics.json and weights.pt (fp16, with the run identity) beside out_dir's checkpoint; returns the
+        metrics with the run's training facts added: minutes and seconds (validation included, a resumed run's
+        earlier sessions too), images_seen, the precision really used, and the CPU."""
+        from .perf import cpu_summary
+
+        identity = read_checkpoint(self.out_dir / "checkpoint.pt")["identity"]
+        last = history["epoch"][-1]
+        metrics = {**metrics, "minutes": round(last["seconds"] / 60, 2), "seconds": last["seconds"],
+                   "images_seen": last["images"], "precision": identity["train"]["precision"], "cpu": cpu_summary()}
+        (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        export_weights(self.out_dir / "weights.pt", model, summary=metrics, identity=identity)
+        return metrics
 
 
 def tutorial_defaults(notebook: str, **params):
@@ -93,7 +116,22 @@ def train_run(dataset=None, image_size=None, channels=None, data_root="data", do
                          skip_source=skip_source, skip_dropout=skip_dropout, norm=norm, init=init)
     data = dict(name=dataset, image_size=(h, w), channels=channels, root=data_root, download=download, seed=seed,
                 batch_size=batch_size, n_train=n_train, n_test=n_test)
-    return TrainRun(data, model, train, run_path(out_dir), resume)
+    tutorial = dataset == "shapes" and is_tutorial_run(out_dir)
+    return TrainRun(data, model, train, run_path(out_dir), resume, tutorial)
+
+
+SMOKE_BUDGET = dict(n_train=256, n_test=128, epochs=1)  # VAE_SMOKE_TEST=1 (make test): seconds, the same code path
+
+
+def train_run_from(namespace: dict) -> TrainRun:
+    """`train_run` on the parameters of notebook 05 found in `namespace` (the notebook's globals()), so that the
+    notebook validates all of them in one call; under the smoke test the run shrinks to SMOKE_BUDGET."""
+    names = inspect.signature(train_run).parameters
+    run = train_run(**{name: namespace[name] for name in names if name in namespace})
+    if smoke_test():
+        run.data.update(n_train=SMOKE_BUDGET["n_train"], n_test=SMOKE_BUDGET["n_test"])
+        run.train = replace(run.train, epochs=SMOKE_BUDGET["epochs"], minutes=None)
+    return run
 
 
 def checked_path(name: str, value, must_exist: bool = False) -> Optional[Path]:

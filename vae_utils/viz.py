@@ -260,3 +260,63 @@ def labelled_rows(rows: dict, title: str = "", save: Optional[str] = None):
     ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, save)
+
+
+def grids(images: dict, nrow: int = 6, title: str = "", save: Optional[str] = None):
+    """Image grids side by side, one per {title: images (N, C, H, W)}: e.g. two versions of a dataset."""
+    n = len(images)
+    rows = int(np.ceil(max(len(x) for x in images.values()) / nrow))
+    fig, axes = plt.subplots(1, n, figsize=(1.1 * nrow * n + 0.4, 1.1 * rows + 0.8), squeeze=False)
+    for ax, (name, x) in zip(axes[0], images.items()):
+        ax.imshow(_img(_grid(x, nrow)), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, save)
+
+
+FACTOR_UNITS = {"shape": "", "scale": "size (x base size)", "rotation": "angle (radians)",
+                "x": "centre (fraction of width)", "y": "centre (fraction of height)", "hue": "hue (fraction of a turn)"}
+
+
+def factor_histograms(dataset, title: str = "", save: Optional[str] = None):
+    """How often each value of each factor occurs in a shapes dataset (data.ImageDataset with factors): one bar
+    per grid value; the shape's bars are named (data.SHAPES), the other factors' stand at their values."""
+    names = dataset.factor_names
+    fig, axes = plt.subplots(1, len(names), figsize=(2.9 * len(names), 2.7), sharey=True, squeeze=False)
+    for j, (ax, name) in enumerate(zip(axes[0], names)):
+        values = dataset.grid[name]
+        counts = (dataset.factors[:, j, None] == values[None]).sum(0).numpy()  # the factors are exact grid values
+        if name == "shape":
+            ax.bar(range(len(values)), counts, color="tab:blue", tick_label=dataset.label_names[:len(values)])
+            ax.tick_params(axis="x", labelrotation=30)
+        else:
+            step = float(values[1] - values[0]) if len(values) > 1 else 1.0
+            ax.bar(values.numpy(), counts, width=0.8 * step, color="tab:blue")
+            ax.set_xlabel(FACTOR_UNITS.get(name, name))
+        ax.set_title(f"{name}: {len(values)} values")
+    axes[0, 0].set_ylabel("images")
+    fig.suptitle(title or f"The factors of {len(dataset):,} images of {dataset.name!r}")
+    fig.tight_layout()
+    return save_figure(fig, save)
+
+
+def loss_curves(histories: dict, title: str = "", save: Optional[str] = None):
+    """Distortion, rate and the KL weight β against the training step, one line per {run name: train() history},
+    from the history's step log (training batches, nats per image)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for name, history in histories.items():
+        steps = history["step"]
+        for ax, key in zip(axes, ("recon", "kl", "beta")):
+            ax.plot([r["step"] for r in steps], [r[key] for r in steps], lw=1.2, label=name)
+    labels = ("distortion: −log p(x|z)", "rate: KL(q(z|x) ‖ p(z))", "β, the weight on the rate")
+    for ax, label in zip(axes, labels):
+        ax.set_title(label)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("nats per image" if "β" not in label else "β")
+        ax.legend(fontsize=8)
+    axes[0].set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, save)
