@@ -117,11 +117,11 @@ def test_changing_the_setting_rewrites_every_badge(tmp_path):
         assert nb.cells[-1].source == _read(ROOT / "notebooks" / p.name).cells[-1].source  # nothing else touched
 
 
-def test_papermill_parameters_are_documented_in_the_readme():
+def test_papermill_parameters_are_documented_in_the_docs():
     import papermill as pm
 
-    readme = (ROOT / "README.md").read_text()
+    docs = (ROOT / "docs" / "parameters.md").read_text()
     for path in NOTEBOOKS:
         names = set(pm.inspect_notebook(str(path)))
-        block = readme.split(f"**{path.name}**", 1)[1].split("**", 1)[0] if names else ""
+        block = docs.split(f"**{path.name}**", 1)[1].split("**", 1)[0] if names else ""
         assert set(re.findall(r"^\| `(\w+)` \|", block, re.M)) == names, path.name

@@ -1,10 +1,17 @@
-"""The README stays true: its figures exist and come from notebooks, and its generated sections are current."""
+"""The README and docs/ stay true: the README is a front door, every page it links exists, every figure shown exists
+and comes from a notebook, and every generated section is current (`python -m tools.readme --check`)."""
 import json
 import re
+import shutil
 from pathlib import Path
+
+import pytest
+
+from tools import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = {p: p.read_text() for p in readme.documents(ROOT)}  # README.md and docs/*.md
 
 
 def _notebook_sources():
@@ -12,23 +19,104 @@ def _notebook_sources():
                      for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")
 
 
-def test_every_figure_the_readme_shows_exists_and_a_notebook_writes_it():
-    shown = re.findall(r"\]\((figures/[^)\s]+\.png)\)", README)
-    assert {"figures/reconstructions.png", "figures/samples.png", "figures/traversal.png",
-            "figures/embedding.png", "figures/architecture.png"} <= set(shown)
+def _links(text):
+    """Relative link targets of a Markdown text, without anchors: figures, pages, notebooks, code."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def test_the_readme_is_a_front_door():
+    assert len(README.splitlines()) <= 150, "move detail into docs/"
+    heads = re.findall(r"^## (.+)$", README, re.M)
+    assert heads[:2] == ["What you will learn", "Two commands"], heads
+    assert "make tutorial" in README and "make test" in README
+    assert README.index("make tutorial") < README.index("<!-- notebooks:start -->")
+    assert "What the trained models achieve" in heads
+
+
+def test_the_readme_links_every_docs_page():
+    linked = {(ROOT / t).resolve() for t in _links(README)}
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert page.resolve() in linked, f"README.md does not link {page.relative_to(ROOT)}"
+
+
+@pytest.mark.parametrize("page", list(PAGES), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_local_link_resolves(page):
+    for target in _links(PAGES[page]):
+        assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
+
+
+def test_every_figure_shown_exists_and_a_notebook_writes_it():
+    shown = {(page.parent / t).resolve() for page, text in PAGES.items() for t in _links(text) if t.endswith(".png")}
+    assert {(ROOT / "figures" / f"{name}.png").resolve() for name in ("skips_z_swapped", "architecture")} <= shown
     sources = _notebook_sources()
     for path in shown:
-        assert (ROOT / path).exists(), f"README shows {path}, which does not exist: run `make tutorial`"
-        name = Path(path).stem
+        assert path.exists(), f"{path} is shown but does not exist: run `make tutorial`"
+        name = path.stem
         if name == "jupyterlab":  # the browser test's screenshot
             continue
         assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*(?:figure\()?["']{name}["']""", sources), \
-            f"no notebook writes {path}"
+            f"no notebook writes {path.name}"
 
 
-def test_readme_shows_both_commands_first():
-    first = README.split("## ", 2)
-    assert "make tutorial" in first[1] + first[2][:600] and "make test" in first[1] + first[2][:600]
+def test_every_generated_section_is_current():
+    assert readme.sync(ROOT, check=True) == [], "run `python -m tools.readme`"
+
+
+def test_each_section_has_its_home():
+    homes = {name: [p.relative_to(ROOT).as_posix() for p, text in PAGES.items() if name in readme.sections_in(text)]
+             for name in readme.SECTIONS}
+    assert homes == {"notebooks": ["README.md"], "spec": ["docs/spec.md"], "params": ["docs/parameters.md"]}
+
+
+def test_the_notebook_list_links_each_notebook_and_its_colab_badge():
+    block = README.split("<!-- notebooks:start -->")[1].split("<!-- notebooks:end -->")[0]
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert f"](notebooks/{path.name})" in block
+        assert re.search(rf"colab\.research\.google\.com/github/[^)]+/notebooks/{path.name}\)", block), path.name
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A copy of what the generator reads and writes: README.md, docs/, notebooks/ and pyproject.toml."""
+    for name in ("README.md", "docs", "notebooks", "pyproject.toml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+def test_check_finds_a_stale_section_in_docs_and_a_rewrite_mends_it(copy, capsys):
+    page = copy / "docs" / "spec.md"
+    page.write_text(page.read_text().replace("| Step 3 | MaxPool(2×2) |", "| Step 3 | MaxPool(3×3) |"))
+    assert readme.main(["--check", "--root", str(copy)]) == 1
+    assert "docs/spec.md" in capsys.readouterr().out
+    assert readme.main(["--root", str(copy)]) == 0
+    assert readme.main(["--check", "--root", str(copy)]) == 0
+    assert page.read_text() == (ROOT / "docs" / "spec.md").read_text()
+
+
+def test_links_in_a_generated_section_lead_from_the_page_that_shows_it(copy):
+    page = copy / "docs" / "notebooks.md"
+    page.write_text("<!-- notebooks:start -->\n<!-- notebooks:end -->\n")
+    readme.sync(copy)
+    assert "](../notebooks/01_data.ipynb)" in page.read_text()
+
+
+@pytest.mark.parametrize("text,match", [
+    ("<!-- tables:start -->\n<!-- tables:end -->\n", "unknown generated section 'tables'"),
+    ("<!-- spec:start -->\nno end\n", "exactly one <!-- spec:start --> and one <!-- spec:end -->"),
+])
+def test_a_bad_marker_is_an_error(copy, text, match):
+    (copy / "docs" / "extra.md").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        readme.sync(copy, check=True)
+
+
+def test_a_section_in_no_file_is_an_error(copy):
+    page = copy / "docs" / "parameters.md"
+    page.write_text(re.sub(r"<!-- params:start -->.*<!-- params:end -->", "", page.read_text(), flags=re.S))
+    with pytest.raises(ValueError, match=r"\['params'\] stand in none"):
+        readme.sync(copy, check=True)
 
 
 def test_smoke_runs_do_not_overwrite_the_committed_figures(monkeypatch):

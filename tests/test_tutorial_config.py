@@ -57,12 +57,12 @@ def test_the_skip_study_starts_from_the_specs_skips():
     assert tc.skip_study_config(skips="none").init == tc.MODEL.init  # everything else: the tutorial's model
 
 
-def test_the_readme_shows_the_effective_defaults():
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("**05_train.ipynb**", 1)[1].split("**", 1)[0]
+def test_the_parameter_tables_show_the_effective_defaults():
+    docs = (ROOT / "docs" / "parameters.md").read_text()
+    block = docs.split("**05_train.ipynb**", 1)[1].split("**", 1)[0]
     assert f"| `n_train` | `{tc.N_TRAIN}` *(tutorial)* |" in block
     assert f"| `skip_source` | `\"{tc.MODEL.skip_source}\"` *(tutorial)* |" in block
-    rows = readme.split("<!-- params:start -->")[1].split("<!-- params:end -->")[0].splitlines()
+    rows = docs.split("<!-- params:start -->")[1].split("<!-- params:end -->")[0].splitlines()
     # only epochs means something by None (train by minutes); every other None stands for a tutorial value
     assert [r for r in rows if "| `None` |" in r and not r.startswith("| `epochs` |")] == []
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 COLAB = "https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{name}"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"  # the image of every Colab badge
 BINDER = "https://mybinder.org/v2/gh/{repo}/{branch}?labpath=notebooks"
 INSTALL = "git+https://github.com/{repo}@{branch}"
 COLAB_RE = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/[^/\s)]+/notebooks/([^)\s]+\.ipynb)")

@@ -1,13 +1,16 @@
-"""`python -m tools.readme`: regenerate the README's generated sections; `--check` only compares.
+"""`python -m tools.readme`: regenerate the generated sections of README.md and docs/*.md; `--check` only compares.
 
-Generated sections sit between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers:
-- `spec`: both step tables, from `spec.py`;
+A generated section sits between `<!-- NAME:start -->` and `<!-- NAME:end -->`, in whichever of those files
+holds it:
+- `spec`: both step tables, from `vae_utils/spec.py`;
 - `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph;
 - `params`: each parameterised notebook's papermill parameters, with defaults (a `None` that stands for the
   tutorial's default shows that default, from `tutorial_config.py`) and comments.
+Every section must stand in some file; a marker with an unknown name or without its end is an error.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -15,19 +18,38 @@ from pathlib import Path
 
 from vae_utils import spec
 
+from . import badges
+
 ROOT = Path(__file__).resolve().parents[1]
+START = re.compile(r"<!-- (\w+):start -->")
 
 
-def notebook_rows(root: Path = ROOT) -> str:
-    """A Markdown table of the notebooks: link, title, and what it teaches (the title cell's last paragraph)."""
-    lines = ["| Notebook | Title | What it teaches |", "|---|---|---|"]
+def markdown_table(part: str) -> str:
+    """The spec table for "encoder" or "decoder" as Markdown."""
+    lines = ["| Step | Operation | Shape |", "|---|---|---|"]
+    lines += [f"| {r.step} | {r.operation} | {r.symbolic()} |" for r in spec.TABLES[part]]
+    return "\n".join(lines)
+
+
+def spec_tables(root: Path = ROOT, up: str = "") -> str:
+    """Both spec tables, generated from `spec.py`."""
+    return ("### Encoder steps\n\n" + markdown_table("encoder") +
+            "\n\n### Decoder steps\n\n" + markdown_table("decoder") + "\n")
+
+
+def notebook_rows(root: Path = ROOT, up: str = "") -> str:
+    """A Markdown table of the notebooks: title (linked), Colab badge, and what it teaches (the title cell's first
+    paragraph). `up` leads from the file that shows it to the repository root ("../" from docs/)."""
+    repo, branch = badges.setting(root)
+    lines = ["| Notebook | Colab | What it teaches |", "|---|---|---|"]
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         cell = json.loads(path.read_text())["cells"][0]
         text = "".join(cell["source"])
         title = re.sub(r"^#\s*", "", text.splitlines()[0]).strip()
         paras = [p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith(("#", "[!["))]
         about = " ".join(paras[0].split()) if paras else ""
-        lines.append(f"| [{path.stem}](notebooks/{path.name}) | {title} | {about} |")
+        colab = badges.COLAB.format(repo=repo, branch=branch, name=path.name)
+        lines.append(f"| [{title}]({up}notebooks/{path.name}) | [![Open In Colab]({badges.COLAB_BADGE})]({colab}) | {about} |")
     return "\n".join(lines) + "\n"
 
 
@@ -38,12 +60,19 @@ def _literal(value) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-def parameter_tables(root: Path = ROOT) -> str:
+def parameter_tables(root: Path = ROOT, up: str = "") -> str:
     """One table per parameterised notebook, read by papermill itself (`papermill --help-notebook`); a parameter
     whose default is None, "the tutorial default", shows the value it stands for, from `tutorial_config`."""
     import papermill as pm
 
     from vae_utils.tutorial_config import notebook_defaults
+
+    def tutorial_default(notebook: Path, name: str):
+        defaults = notebook_defaults(notebook.name[:2])
+        if name not in defaults:
+            raise ValueError(f"{notebook.name}: parameter {name} is None ('the tutorial default'), but "
+                             f"tutorial_config defines no default for it; add it there or give it a value")
+        return defaults[name]
 
     out = ["A default marked *(tutorial)* comes from `vae_utils/tutorial_config.py`, the one place the tutorial's "
            "defaults are defined; in the notebook the parameter is `None`, which stands for it.", ""]
@@ -55,39 +84,69 @@ def parameter_tables(root: Path = ROOT) -> str:
         for p in params.values():
             default, help = f"`{p['default']}`", p["help"]
             if p["default"] == "None" and help.endswith(TUTORIAL_DEFAULT):
-                default = f"`{_literal(notebook_defaults(path.name[:2])[p['name']])}` *(tutorial)*"
+                default = f"`{_literal(tutorial_default(path, p['name']))}` *(tutorial)*"
                 help = help[:-len(TUTORIAL_DEFAULT)]
             out.append(f"| `{p['name']}` | {default} | {help} |")
         out.append("")
     return "\n".join(out)
 
 
-SECTIONS = {"spec": spec.readme_section, "notebooks": notebook_rows, "params": parameter_tables}
+SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables}
 
 
-def render(text: str) -> str:
-    """The README text with every generated section brought up to date."""
-    for name, make in SECTIONS.items():
+def documents(root: Path = ROOT) -> list:
+    """The files that may hold generated sections: README.md and docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def sections_in(text: str) -> list:
+    """The names of the generated sections in `text`, in order; ValueError for an unknown name or a missing end."""
+    names = START.findall(text)
+    for name in names:
+        if name not in SECTIONS:
+            raise ValueError(f"unknown generated section {name!r}; known: {sorted(SECTIONS)}")
+        if text.count(f"<!-- {name}:end -->") != 1 or text.count(f"<!-- {name}:start -->") != 1:
+            raise ValueError(f"section {name!r} needs exactly one <!-- {name}:start --> and one <!-- {name}:end -->")
+    return names
+
+
+def render(text: str, root: Path = ROOT, up: str = "") -> str:
+    """`text` with every generated section it holds brought up to date; `up` leads from its file to the root."""
+    for name in sections_in(text):
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{make()}{end}{tail}"
+        text = f"{head}{start}\n{SECTIONS[name](root, up)}{end}{tail}"
     return text
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path = ROOT / "README.md"
-    old = path.read_text()
-    new = render(old)
-    if "--check" in argv:
+def sync(root: Path = ROOT, check: bool = False) -> list:
+    """Bring every document's generated sections up to date (with check, change nothing); returns the stale
+    files, relative to root. ValueError when a section stands in no file."""
+    stale, seen = [], set()
+    for path in documents(root):
+        old = path.read_text()
+        seen.update(sections_in(old))
+        new = render(old, root, "../" * len(path.parent.relative_to(root).parts))
         if new != old:
-            print("README.md's generated sections are stale: run `python -m tools.readme`")
-            return 1
-        return 0
-    path.write_text(new)
-    print("README.md: generated sections rewritten")
-    return 0
+            stale.append(str(path.relative_to(root)))
+            if not check:
+                path.write_text(new)
+    missing = sorted(set(SECTIONS) - seen)
+    if missing:
+        raise ValueError(f"generated section(s) {missing} stand in none of README.md and docs/*.md")
+    return stale
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any section is stale")
+    parser.add_argument("--root", default=str(ROOT))
+    args = parser.parse_args(argv)
+    stale = sync(Path(args.root), check=args.check)
+    for name in stale:
+        print(f"{name}: generated sections " + ("are stale: run `python -m tools.readme`" if args.check else "rewritten"))
+    return 1 if (args.check and stale) else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""vae_utils: the code the VAE-SkipNet notebooks share. See the README for what each file holds."""
+"""vae_utils: the code the VAE-SkipNet notebooks share. docs/package.md says what each file holds."""
 from .model import SkipVAE, VAEConfig
 from .report import shape_report
 

@@ -2,7 +2,7 @@
 
 Source: the encoder and decoder step tables of `VAE-SkipNet-README.md` (shared/seed).
 This module is the single source of truth: the model's stages, `shape_report`, the tests,
-the notebooks, the README table and the architecture figure all derive from it.
+the notebooks, the tables in docs/spec.md and the architecture figure all derive from it.
 Shapes are written as in the spec, channels last: (H/d, W/d, channels).
 """
 from __future__ import annotations
@@ -132,17 +132,3 @@ def decoder_stages() -> list[tuple[Channels, tuple[Step, Step, Step, Step]]]:
 def skip_level(step: Step) -> int:
     """The skip level an "Add Skip Connection" row adds: k means the tensor at H/2**k (0 is the input image)."""
     return step.divisor.bit_length() - 1
-
-
-def markdown_table(part: str) -> str:
-    """The spec table for "encoder" or "decoder" as Markdown, as the README shows it."""
-    lines = ["| Step | Operation | Shape |", "|---|---|---|"]
-    lines += [f"| {r.step} | {r.operation} | {r.symbolic()} |" for r in TABLES[part]]
-    return "\n".join(lines)
-
-
-def readme_section() -> str:
-    """The README's spec section: both tables, generated from the data above."""
-    return ("### Encoder steps\n\n" + markdown_table("encoder") +
-            "\n\n### Decoder steps\n\n" + markdown_table("decoder") + "\n")
-
