@@ -17,9 +17,10 @@ def test_the_rate_sentence_counts_the_channels_that_carry_most_of_it():
 
 def test_factor_sentences_name_the_best_channel_and_the_verdict():
     corr = torch.tensor([[0.1, 0.8, 0.2], [0.3, 0.2, 0.45]])
-    lines = findings.factor_sentences(corr, ["x", "shape"]).splitlines()
+    lines = findings.factor_sentences(torch.cat([corr, corr[:1]]), ["x", "y", "shape"]).splitlines()
     assert lines[0].split() == ["x", "best", "channel", "z[1],", "|r|", "=", "0.80:", "a", "channel", "follows", "it"]
     assert "z[2], |r| = 0.45: no single channel reaches |r| 0.5" in lines[1]
+    assert lines[2].split()[:2] == ["shape", "categorical:"]
 
 
 def test_the_sample_sentence_compares_the_mixture_with_the_prior():
@@ -30,15 +31,6 @@ def test_the_sample_sentence_compares_the_mixture_with_the_prior():
     worse = {**better, "gmm_frechet": 400.0}
     assert "no closer to" in findings.sample_sentence(worse, real)
     assert "no comparison" in findings.sample_sentence({"frechet": None, "gmm_frechet": None}, real)
-
-
-def test_the_table_puts_the_real_scale_first_and_dashes_what_is_missing():
-    text = findings.table({"a": {"recon_accuracy": 0.5, "psnr": 20.0}}, real={"accuracy": 1.0, "frechet": 9.0,
-                                                                              "inception_score": 3.9})
-    row = next(line for line in text.splitlines() if line.startswith("judge accuracy"))
-    assert row.split()[-2:] == ["1.000", "0.500"]
-    psnr = next(line for line in text.splitlines() if line.startswith("PSNR"))
-    assert psnr.split()[-2:] == ["–", "20.0"]  # real images have no PSNR
 
 
 def _row(**kw):

@@ -27,19 +27,6 @@ REAL = {"recon_accuracy": "accuracy", "inception_score": "inception_score", "fre
         "gmm_inception_score": "inception_score", "gmm_frechet": "frechet"}  # the judge's real-versus-real scale
 
 
-def table(columns: dict, real: Optional[dict] = None) -> str:
-    """A fixed-width table: one row per judge figure, one column per {name: figures dict}, and the judge's
-    real-versus-real value (real_baseline) first where it gives the figure a scale."""
-    names = (["real images"] if real else []) + list(columns)
-    width = max(len(label) for label, _, _ in FIGURES.values()) + 2
-    lines = ["".ljust(width) + "".join(n.rjust(max(14, len(n) + 2)) for n in names)]
-    for key, (label, fmt, _) in FIGURES.items():
-        values = ([real.get(REAL[key]) if key in REAL else None] if real else []) + [c.get(key) for c in columns.values()]
-        cells = [(fmt.format(v) if v is not None else "–").rjust(max(14, len(n) + 2)) for v, n in zip(values, names)]
-        lines.append(label.ljust(width) + "".join(cells))
-    return "\n".join(lines)
-
-
 def rate_sentence(rate: torch.Tensor, active: torch.Tensor) -> str:
     """How concentrated the rate (KL per channel, nats) is over the channels, and how many are active."""
     rate = rate.double().sort(descending=True).values
@@ -55,6 +42,9 @@ def factor_sentences(corr: torch.Tensor, factor_names: Sequence[str], threshold:
     channel follows it (|r| >= threshold)."""
     lines = []
     for j, name in enumerate(factor_names):
+        if name == "shape":  # categorical: a correlation with its code number means nothing; the probe reads it
+            lines.append(f"{name:<9} categorical: the linear probe measures it")
+            continue
         c = int(corr[j].argmax())
         r = float(corr[j, c])
         verdict = "a channel follows it" if r >= threshold else f"no single channel reaches |r| {threshold}"
