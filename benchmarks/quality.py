@@ -39,7 +39,6 @@ LEVERS = {
     "default (tutorial_config)": ({}, {}, {}),
     "data: shapes-small (before)": ({"name": "shapes-small"}, {}, {}),
     "lr: constant, no warm-up": ({}, {}, {"lr_schedule": "constant", "lr_warmup": 0.0}),
-    "lr: 2e-3 peak": ({}, {}, {"lr": 2e-3}),
     "KL warm-up: 33% of the run": ({}, {}, {"kl_warmup": 0.33}),
     "batch 32": ({"batch_size": 32}, {}, {"batch_size": 32}),
     "GroupNorm(8)": ({}, {"norm": "group"}, {}),

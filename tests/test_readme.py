@@ -149,3 +149,4 @@ def test_only_the_tutorial_run_is_the_tutorial_run():
     assert is_tutorial_run("runs/05_train") and is_tutorial_run("runs/05_train/checkpoint.pt")
     assert not is_tutorial_run("runs/long") and not is_tutorial_run("runs/long/checkpoint.pt")
     assert not is_tutorial_run("runs/05_train/other.pt")
+    assert is_tutorial_run("runs/07_skips") and not is_tutorial_run("runs/07_other")

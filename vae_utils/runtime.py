@@ -38,12 +38,19 @@ def figures_dir() -> Path:
 
 
 TUTORIAL_RUN = Path("runs/05_train")  # notebook 05's default out_dir: the run that the committed figures come from
+SKIP_STUDY_RUN = Path("runs/07_skips")  # notebook 07's default out_dir
 
 
 def is_tutorial_run(path) -> bool:
-    """True for notebook 05's default out_dir or its checkpoint (06's default), as a parameter names them.
-    Only that run writes figures/; experiments with their own paths leave the committed figures alone."""
-    return Path(path) in (TUTORIAL_RUN, TUTORIAL_RUN / "checkpoint.pt")
+    """True for notebook 05's default out_dir or its checkpoint, or notebook 07's default out_dir, as a parameter
+    names them. Only those runs write figures/; experiments with their own paths leave the committed figures alone."""
+    return Path(path) in (TUTORIAL_RUN, TUTORIAL_RUN / "checkpoint.pt", SKIP_STUDY_RUN)
+
+
+def figure_names(own: bool):
+    """name -> name when a notebook draws the tutorial's own model (figures/ gets the picture), name -> None for an
+    experiment, whose pictures are only shown."""
+    return (lambda name: name) if own else (lambda name: None)
 
 
 def run_path(value) -> Path:
