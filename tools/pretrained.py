@@ -21,7 +21,7 @@ PARAMS = ROOT / "params" / "pretrained.yaml"
 
 
 def main(argv=None) -> int:
-    from vae_utils.kernels import execute_notebook
+    from tools.kernels import execute_notebook
     from vae_utils.pretrained import export_pretrained
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
