@@ -46,6 +46,14 @@ def test_every_local_link_resolves(page):
         assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
 
 
+def test_the_package_page_says_what_each_file_holds():
+    table = (ROOT / "docs" / "package.md").read_text()
+    for folder in ("vae_utils", "tools"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            if path.name != "__init__.py":
+                assert f"| `{path.name}` |" in table, f"docs/package.md does not say what {folder}/{path.name} holds"
+
+
 def test_every_figure_shown_exists_and_a_notebook_writes_it():
     shown = {(page.parent / t).resolve() for page, text in PAGES.items() for t in _links(text) if t.endswith(".png")}
     assert {(ROOT / "figures" / f"{name}.png").resolve() for name in ("skips_z_swapped", "architecture")} <= shown
