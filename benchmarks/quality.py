@@ -7,8 +7,9 @@
 
 Equal time, measured fairly: every configuration first runs a few timed steps back to back with the others, and
 then trains for the number of steps that fits `--seconds` at its own measured rate (with the tutorial's schedules
-stretched over those steps). The budgets are therefore equal in wall-clock time on this machine, yet the runs
-themselves are step counts, so a busy machine does not change the results. The tables give the mean and the
+stretched over those steps). Everything runs on one thread and the rate is measured in CPU time, which equals
+wall-clock time on an idle core but is not inflated when other programs share the machine; the runs themselves
+are step counts, so a busy machine changes neither the budgets nor the results. The tables give the mean and the
 spread (sd) over seeds, and the judge's real-versus-real figures first. Output: a table on stdout and
 benchmarks/results/<table>.json; the committed copies in benchmarks/results/ are what the README and notebook 07
 cite.
@@ -60,16 +61,16 @@ FIGURES = {  # key -> (header, format, better)
 
 
 def seconds_per_step(build, loader, cfg, steps: int = 6) -> float:
-    """Median wall-clock seconds of one training step (after two untimed ones), on a throwaway model."""
+    """Median CPU seconds of one training step on one thread (after two untimed ones), on a throwaway model."""
     model, device = prepare(build(), cfg)
     opt = make_optimizer(model, cfg, device)
     x = to_device(next(iter(loader))[0], device, cfg)
     times = []
     for i in range(steps + 2):
-        t = time.perf_counter()
+        t = time.process_time()
         train_step(model, opt, x, cfg, beta=cfg.beta)
         if i >= 2:
-            times.append(time.perf_counter() - t)
+            times.append(time.process_time() - t)
     return statistics.median(times)
 
 
@@ -163,6 +164,7 @@ def main(argv=None):
                         help="training time per model (default: the tutorial's quick budget)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # CPU time per step is then the time an idle core would take
 
     if args.table == "levers":
         configs = {name: (data, (lambda m=m: SkipVAE(model_config(**m))), train_config(**t))
