@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup tutorial test notebooks clean
+.PHONY: setup tutorial test notebooks pretrained clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 # re-execute every notebook in place on the full budget and strip volatile metadata (before committing)
 notebooks: setup
 	$(BIN)/python -m tools.tutorial --in-place
+
+# train the pretrained model (notebook 05 with params/pretrained.yaml) and ship it in vae_utils/pretrained/
+pretrained: setup
+	$(BIN)/python -m tools.pretrained
 
 clean:
 	rm -rf runs .pytest_cache
