@@ -114,10 +114,12 @@ def test_links_in_a_generated_section_lead_from_the_page_that_shows_it(copy):
     ("<!-- tables:start -->\n<!-- tables:end -->\n", "unknown generated section 'tables'"),
     ("<!-- spec:start -->\nno end\n", "exactly one <!-- spec:start --> and one <!-- spec:end -->"),
 ])
-def test_a_bad_marker_is_an_error(copy, text, match):
+def test_a_bad_marker_is_an_error(copy, text, match, capsys):
     (copy / "docs" / "extra.md").write_text(text)
     with pytest.raises(ValueError, match=match):
         readme.sync(copy, check=True)
+    assert readme.main(["--check", "--root", str(copy)]) == 2  # the command says why, without a traceback
+    assert re.search(match, capsys.readouterr().err)
 
 
 def test_a_section_in_no_file_is_an_error(copy):

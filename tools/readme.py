@@ -143,7 +143,11 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any section is stale")
     parser.add_argument("--root", default=str(ROOT))
     args = parser.parse_args(argv)
-    stale = sync(Path(args.root), check=args.check)
+    try:
+        stale = sync(Path(args.root), check=args.check)
+    except ValueError as err:  # a bad marker, or a parameter the generator cannot document
+        print(f"tools.readme: {err}", file=sys.stderr)
+        return 2
     for name in stale:
         print(f"{name}: generated sections " + ("are stale: run `python -m tools.readme`" if args.check else "rewritten"))
     return 1 if (args.check and stale) else 0
