@@ -74,8 +74,8 @@ def test_embedding_and_factor_correlation(setup, figures_in_tmp):
     assert len([ax for ax in fig.axes if ax.get_title()]) == 4  # 2 methods x 2 colourings
     assert len(fig.axes) == 6  # plus one colour bar per numeric colouring
     fig = viz.factor_correlation(means, ds.factors, ds.factor_names, channels=[0, 1, 2], save="corr")
-    assert fig.corr.shape == (5, 3) and (0 <= fig.corr).all() and (fig.corr <= 1 + 1e-9).all()  # rotation (±30°) kept
-    assert fig.factor_names == ds.factor_names
+    assert fig.corr.shape == (4, 3) and (0 <= fig.corr).all() and (fig.corr <= 1 + 1e-9).all()  # rotation (±30°) kept
+    assert fig.factor_names == ["scale", "rotation", "x", "y"]  # shape is categorical: the probe measures it
     assert any(ax.get_ylabel() == "|Pearson r|" for ax in fig.axes)  # the colour bar
 
 

@@ -202,13 +202,15 @@ def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names:
                        channels: Sequence[int], save: Optional[str] = None):
     """|Pearson correlation| between each true factor and each chosen latent channel's posterior mean.
 
-    A rotation that spans a quarter turn or more is left out: a square turned by 90 degrees is the same image,
-    so no single number per channel could follow it (the default shapes turn by at most 30 degrees either way).
+    Shape is left out: it is categorical, so a correlation with its code number means nothing (the linear probe
+    of metrics.shape_probe measures it). So is a rotation that spans a quarter turn or more: a square turned by 90
+    degrees is the same image, so no single number per channel could follow it (the default shapes turn by at most
+    30 degrees either way).
     """
     from .metrics import factor_correlations  # late import: metrics imports the training loop
 
-    keep = [j for j, n in enumerate(factor_names)
-            if n != "rotation" or float(factors[:, j].max() - factors[:, j].min()) < np.pi / 2]
+    keep = [j for j, n in enumerate(factor_names) if n != "shape" and
+            (n != "rotation" or float(factors[:, j].max() - factors[:, j].min()) < np.pi / 2)]
     corr = factor_correlations(means[:, list(channels)], factors[:, keep]).numpy()  # (F, channels)
     names = [factor_names[j] for j in keep]
     fig, ax = plt.subplots(figsize=(0.45 * len(channels) + 2.5, 0.45 * len(names) + 1.6))
