@@ -91,8 +91,10 @@ def train_steps(model, loader, cfg, steps: int) -> None:
             step += 1
 
 
-def run_table(configs: dict, seconds: float, seeds: list) -> dict:
-    """{name: {"steps": n, "rows": [figures per seed]}} for {name: (data kw, build(), TrainConfig)}."""
+def run_table(configs: dict, seconds: float, seeds: list, sizes: dict | None = None) -> dict:
+    """{name: {"steps": n, "rows": [figures per seed]}} for {name: (data kw, build(), TrainConfig)}; `sizes`
+    ({"n_train": .., "n_test": ..}) overrides the tutorial's data sizes."""
+    sizes = sizes or {}
     timing = {}
     for name, (data, build, cfg) in configs.items():  # back to back, so the rates are comparable
         loader, _ = make_loaders(**loader_kwargs(n_train=512, n_test=64, **data))
@@ -102,7 +104,7 @@ def run_table(configs: dict, seconds: float, seeds: list) -> dict:
         steps = max(1, round(seconds / timing[name]))
         rows = []
         for seed in seeds:
-            train_loader, test_loader = make_loaders(**loader_kwargs(seed=seed, **data))
+            train_loader, test_loader = make_loaders(**loader_kwargs(seed=seed, **{**sizes, **data}))
             judge = load_judge(train_loader.dataset)
             seed_everything(seed)
             model = build()
@@ -163,6 +165,10 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=TRAIN.minutes * 60,
                         help="training time per model (default: the tutorial's quick budget)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="+", help="run only these rows of the table (by name)")
+    parser.add_argument("--n-train", type=int, help="training images (default: the tutorial's)")
+    parser.add_argument("--n-test", type=int, help="test images (default: the tutorial's)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON (default: benchmarks/results/TABLE.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # CPU time per step is then the time an idle core would take
 
@@ -176,21 +182,30 @@ def main(argv=None):
         configs = {"MLP VAE 4096-400-20": ({}, lambda: MLPVAE(in_channels=1), train_config(channels_last=False)),
                    "SkipVAE (tutorial_config)": ({}, lambda: SkipVAE(model_config()), train_config())}
 
-    _, test_loader = make_loaders(**loader_kwargs())
+    if args.configs:
+        unknown = sorted(set(args.configs) - set(configs))
+        if unknown:
+            parser.error(f"unknown configuration(s) {unknown}; the {args.table} table has {list(configs)}")
+        configs = {name: c for name, c in configs.items() if name in args.configs}
+    sizes = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test)) if v is not None}
+    _, test_loader = make_loaders(**loader_kwargs(**sizes))
     base = real_baseline(load_judge(), test_loader.dataset.images, test_loader.dataset.labels)
     print(f"{cpu_summary()}; {torch.get_num_threads()} threads; {args.seconds:.0f} s per model; seeds {args.seeds}")
     print(f"judge on real test images: accuracy {base['accuracy']:.3f}, IS {base['inception_score']:.2f}, "
           f"Fréchet (half vs half) {base['frechet']:.1f}\n")
-    results = run_table(configs, args.seconds, args.seeds)
+    results = run_table(configs, args.seconds, args.seeds, sizes)
     table = summarise(results)
     reference = next(iter(results))
     verdict = wins(results, reference)
     print("\n" + table + "\n")
     print(f"figures where a configuration beats '{reference}' by more than both spreads together:")
+    if not verdict:
+        print("  (no other configuration)")
     for name, better in verdict.items():
         print(f"  {name}: {len(better)} of {len(FIGURES)} ({', '.join(FIGURES[k][0] for k in better) or 'none'})")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.table}.json").write_text(json.dumps(
+    out = args.out or RESULTS / f"{args.table}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(
         {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "seeds": args.seeds,
          "real_baseline": base, "results": results, "table": table, "wins": verdict}, indent=1))
 

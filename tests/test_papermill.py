@@ -30,8 +30,9 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     model, ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["epoch"] == 1 and ckpt["train_config"]["batch_size"] == 32
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["neg_elbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-4)
+    assert metrics["neg_elbo"] == pytest.approx(metrics["distortion"] + metrics["rate"], rel=1e-4)
     assert metrics["images_seen"] == 64 and metrics["seconds"] > 0  # 2 steps of 32: the training rate's parts
+    assert {"recon_accuracy", "psnr", "inception_score", "frechet", "probe", "r_x", "minutes", "cpu"} <= metrics.keys()
     assert metrics["precision"] == ckpt["identity"]["train"]["precision"] in ("fp32", "bf16")
     weights, exported = load_checkpoint(out / "weights.pt")  # the weights-only export beside the checkpoint
     assert exported["summary"]["images_seen"] == 64 and exported["identity"] == ckpt["identity"]

@@ -74,7 +74,9 @@ def test_every_generated_section_is_current():
 def test_each_section_has_its_home():
     homes = {name: [p.relative_to(ROOT).as_posix() for p, text in PAGES.items() if name in readme.sections_in(text)]
              for name in readme.SECTIONS}
-    assert homes == {"notebooks": ["README.md"], "spec": ["docs/spec.md"], "params": ["docs/parameters.md"]}
+    assert homes == {"notebooks": ["README.md"], "spec": ["docs/spec.md"], "params": ["docs/parameters.md"],
+                     "models": ["README.md"], "skips": ["docs/skip-study.md"], "mlp": ["docs/skip-study.md"],
+                     "levers": ["docs/design.md"]}
 
 
 def test_the_notebook_list_links_each_notebook_and_its_colab_badge():
@@ -86,8 +88,13 @@ def test_the_notebook_list_links_each_notebook_and_its_colab_badge():
 
 @pytest.fixture
 def copy(tmp_path):
-    """A copy of what the generator reads and writes: README.md, docs/, notebooks/ and pyproject.toml."""
-    for name in ("README.md", "docs", "notebooks", "pyproject.toml"):
+    """A copy of what the generator reads and writes: README.md, docs/, notebooks/, pyproject.toml, and the
+    measured figures (figures/quick_model.json, the pretrained model's, benchmarks/results/)."""
+    for name in ("README.md", "docs", "notebooks", "pyproject.toml", "figures/quick_model.json",
+                 "vae_utils/pretrained/shapes_vae.json", "benchmarks/results"):
+        if not (ROOT / name).exists():
+            continue
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     return tmp_path
@@ -160,3 +167,34 @@ def test_only_the_tutorial_run_is_the_tutorial_run():
     assert not is_tutorial_run("runs/long") and not is_tutorial_run("runs/long/checkpoint.pt")
     assert not is_tutorial_run("runs/05_train/other.pt")
     assert is_tutorial_run("runs/07_skips") and not is_tutorial_run("runs/07_other")
+
+
+def test_the_models_section_shows_both_models_against_their_goals(copy):
+    pretrained = json.loads((ROOT / "vae_utils" / "pretrained" / "shapes_vae.json").read_text())
+    quick = {**pretrained, "recon_accuracy": 0.5, "frechet": 400.0, "minutes": 3.0, "images_seen": 12_345}
+    (copy / "figures").mkdir(exist_ok=True)
+    (copy / "figures" / "quick_model.json").write_text(json.dumps(quick))
+    text = readme.model_figures(copy)
+    head = text.splitlines()[1]
+    assert head.split() == ["quick", "model", "pretrained", "model", "real", "images", "quick", "goal", "pretrained",
+                            "goal"]
+    assert re.search(r"^judge accuracy on reconstructions +0\.500 +1\.000 +1\.000 +≥ 0\.7 +≥ 0\.97$", text, re.M)
+    assert re.search(r"^images seen +12,345 +640,000", text, re.M)
+    assert "The quick model reaches 7 of the 9 goals of the quick model" in text
+    assert "misses judge accuracy on reconstructions (0.500, goal ≥ 0.7); Fréchet distance of prior samples (400" in text
+    (copy / "figures" / "quick_model.json").unlink()
+    assert "quick model" not in readme.model_figures(copy).splitlines()[1]  # only what was measured is shown
+
+
+def test_a_study_section_is_the_committed_benchmark_output(copy):
+    results = copy / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    saved = {"cpu": "Some CPU", "threads": 1, "seconds": 60.0, "seeds": [0, 1, 2],
+             "real_baseline": {"accuracy": 1.0, "inception_score": 3.99, "frechet": 5.1},
+             "results": {"a": {}, "b": {}}, "table": "| configuration | steps |\n|---|---|", "wins": {"b": ["psnr"]}}
+    (results / "skips.json").write_text(json.dumps(saved))
+    text = readme.study("skips")(copy)
+    assert text.startswith("Measured by `python benchmarks/quality.py skips --seconds 60` on Some CPU, 1 thread")
+    assert saved["table"] in text and "- b: 1 of 10 (psnr)" in text and "beats *a* by more than" in text
+    (results / "skips.json").unlink()
+    assert "Not measured yet" in readme.study("skips")(copy)

@@ -45,7 +45,7 @@ def test_all_and_native_are_spelled_out_because_none_means_the_default():
 
 
 def test_tutorial_defaults_fills_in_only_what_is_none():
-    assert tutorial_defaults("07", n_train=None, epochs=7, seed=None) == (tc.BUDGETS["07"]["n_train"], 7, tc.TRAIN.seed)
+    assert tutorial_defaults("07", minutes=None, n_test=7, seed=None) == (tc.BUDGETS["07"]["minutes"], 7, tc.TRAIN.seed)
     assert tutorial_defaults("06", seed=None) == tc.TRAIN.seed
     with pytest.raises(ValueError, match=r"notebook must be one of \['01', '04', '05', '06', '07'\], got '09'"):
         tutorial_defaults("09", seed=None)

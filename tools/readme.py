@@ -6,6 +6,9 @@ holds it:
 - `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph;
 - `params`: each parameterised notebook's papermill parameters, with defaults (a `None` that stands for the
   tutorial's default shows that default, from `tutorial_config.py`) and comments.
+- `models`: the judge's figures of the quick model (figures/quick_model.json, written by `make tutorial`) and the
+  pretrained model (vae_utils/pretrained/shapes_vae.json) against the goals;
+- `skips`, `mlp`, `levers`: the committed output of `benchmarks/quality.py` (benchmarks/results/*.json).
 Every section must stand in some file; a marker with an unknown name or without its end is an error.
 """
 from __future__ import annotations
@@ -91,7 +94,45 @@ def parameter_tables(root: Path = ROOT, up: str = "") -> str:
     return "\n".join(out)
 
 
-SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables}
+def model_figures(root: Path = ROOT, up: str = "") -> str:
+    """The goal table of the quick and the pretrained model, and one sentence for each."""
+    from vae_utils.metrics import judge_baseline
+    from vae_utils.report import format_goal_table, goal_summary
+
+    paths = {"quick model": root / "figures" / "quick_model.json",
+             "pretrained model": root / "vae_utils" / "pretrained" / "shapes_vae.json"}
+    rows = {name: json.loads(p.read_text()) for name, p in paths.items() if p.exists()}
+    if not rows:
+        return "Not measured yet: run `make tutorial` (and `make pretrained`).\n"
+    table = format_goal_table(rows, real=judge_baseline())  # the shipped judge's figures on real test images
+    lines = ["```text", table, "```", ""]
+    lines += [goal_summary(f"The {name}", m, name.split()[0]) for name, m in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def study(table: str):
+    """A section renderer for benchmarks/results/TABLE.json, the committed output of `quality.py TABLE`."""
+    def render_study(root: Path = ROOT, up: str = "") -> str:
+        path = root / "benchmarks" / "results" / f"{table}.json"
+        if not path.exists():
+            return f"Not measured yet: run `python benchmarks/quality.py {table}`.\n"
+        saved = json.loads(path.read_text())
+        reference = next(iter(saved["results"]))
+        head = (f"Measured by `python benchmarks/quality.py {table} --seconds {saved['seconds']:g}` on "
+                f"{saved['cpu']}, {saved['threads']} thread; {saved['seconds']:g} s of training per model "
+                f"(CPU time), seeds {saved['seeds']}; each cell is the mean ± sd over the seeds. The judge on real "
+                f"test images: accuracy {saved['real_baseline']['accuracy']:.3f}, IS "
+                f"{saved['real_baseline']['inception_score']:.2f}, Fréchet {saved['real_baseline']['frechet']:.1f}.")
+        wins = [f"- {name}: {len(better)} of 10 ({', '.join(better) or 'none'})"
+                for name, better in saved["wins"].items()]
+        return "\n".join([head, "", saved["table"], "",
+                          f"Figures where a row beats *{reference}* by more than both spreads together:", "",
+                          *wins]) + "\n"
+    return render_study
+
+
+SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables, "models": model_figures,
+            "skips": study("skips"), "mlp": study("mlp"), "levers": study("levers")}
 
 
 def documents(root: Path = ROOT) -> list:

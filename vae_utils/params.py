@@ -15,7 +15,7 @@ from typing import Optional
 from .checkpoint import export_weights, read_checkpoint
 from .data import check_dataset_name, check_image_size
 from .model import VAEConfig
-from .runtime import get_device, is_tutorial_run, run_path, smoke_test
+from .runtime import figures_dir, get_device, is_tutorial_run, run_path, smoke_test
 from .train import TrainConfig
 from .tutorial_config import model_config, notebook_defaults, train_config
 
@@ -47,8 +47,13 @@ class TrainRun:
         metrics = {**metrics, "minutes": round(last["seconds"] / 60, 2), "seconds": last["seconds"],
                    "images_seen": last["images"], "precision": identity["train"]["precision"], "cpu": cpu_summary()}
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        if self.tutorial:  # the quick model's figures, committed beside the figures for the README's goal table
+            (figures_dir() / QUICK_MODEL).write_text(json.dumps(metrics, indent=1))
         export_weights(self.out_dir / "weights.pt", model, summary=metrics, identity=identity)
         return metrics
+
+
+QUICK_MODEL = "quick_model.json"  # in figures/: the judge's figures of the tutorial's own run of notebook 05
 
 
 def tutorial_defaults(notebook: str, **params):
