@@ -106,8 +106,8 @@ def model_figures(root: Path = ROOT, up: str = "") -> str:
         return "Not measured yet: run `make tutorial` (and `make pretrained`).\n"
     table = format_goal_table(rows, real=judge_baseline())  # the shipped judge's figures on real test images
     lines = ["```text", table, "```", ""]
-    lines += [goal_summary(f"The {name}", m, name.split()[0]) for name, m in rows.items()]
-    return "\n".join(lines) + "\n"
+    lines += [goal_summary(f"The {name}", m, name.split()[0]) + "\n" for name, m in rows.items()]
+    return "\n".join(lines)
 
 
 def study(table: str):
