@@ -44,7 +44,6 @@ LEVERS = {
     "batch 32": ({"batch_size": 32}, {}, {"batch_size": 32}),
     "GroupNorm(8)": ({}, {"norm": "group"}, {}),
     "precision: fp32": ({}, {}, {"precision": "fp32"}),
-    "skips from z": ({}, {"skips": "all", "skip_source": "z"}, {}),
 }
 FIGURES = {  # key -> (header, format, better)
     "recon_accuracy": ("judge acc", "{:.3f}", "higher"),
@@ -169,7 +168,12 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, help="training images (default: the tutorial's)")
     parser.add_argument("--n-test", type=int, help="test images (default: the tutorial's)")
     parser.add_argument("--out", type=Path, help="where to write the JSON (default: benchmarks/results/TABLE.json)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="train nothing: join the rows of runs split with --configs (e.g. over two cores), "
+                             "the first file's first row the reference, into one table")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out or RESULTS / f"{args.table}.json")
     torch.set_num_threads(1)  # CPU time per step is then the time an idle core would take
 
     if args.table == "levers":
@@ -208,6 +212,18 @@ def main(argv=None):
     out.write_text(json.dumps(
         {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "seeds": args.seeds,
          "real_baseline": base, "results": results, "table": table, "wins": verdict}, indent=1))
+
+
+def merge(paths: list, out: Path) -> None:
+    """One result file from several runs of the same table on the same settings (seeds, seconds, CPU)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    for key in ("seconds", "seeds", "cpu", "threads"):
+        if len({json.dumps(p[key]) for p in parts}) > 1:
+            raise SystemExit(f"cannot merge: the runs differ in {key}: {[p[key] for p in parts]}")
+    results = {name: r for p in parts for name, r in p["results"].items()}
+    table, verdict = summarise(results), wins(results, next(iter(results)))
+    out.write_text(json.dumps({**parts[0], "results": results, "table": table, "wins": verdict}, indent=1))
+    print(table)
 
 
 if __name__ == "__main__":

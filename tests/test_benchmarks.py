@@ -82,3 +82,22 @@ def test_native_bf16_is_judged_against_its_goal(monkeypatch):
     assert throughput.bf16_verdict(fp32_rate=380, bf16_rate=1419) is None
     lines = throughput.goal_lines(ROWS, [1], None)
     assert "- C=1, bf16 option: 6.97 of its roofline, goal >= 0.6: met" in lines
+
+
+def test_quality_merges_a_table_split_over_processes(tmp_path):
+    quality = _module("quality")
+    row = lambda v: {"steps": 10, "batch_size": 64, "seconds_per_step": 0.1,  # noqa: E731
+                     "rows": [{key: v + s for key in quality.FIGURES} for s in (0.0, 0.01, 0.02)]}
+    common = {"cpu": "Some CPU", "threads": 1, "seconds": 60.0, "seeds": [0, 1, 2], "real_baseline": {}}
+    (tmp_path / "a.json").write_text(json.dumps({**common, "results": {"default": row(1.0)}}))
+    (tmp_path / "b.json").write_text(json.dumps({**common, "results": {"lever": row(5.0)}}))
+    quality.main(["levers", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                  "--out", str(tmp_path / "levers.json")])
+    saved = json.loads((tmp_path / "levers.json").read_text())
+    assert list(saved["results"]) == ["default", "lever"]
+    assert "lever" in saved["table"] and "1.01 ± 0.01" in saved["table"]  # judge acc of 'default': mean ± sd
+    lower = {k for k, (_, _, better) in quality.FIGURES.items() if better == "lower"}
+    assert sorted(saved["wins"]["lever"]) == sorted(set(quality.FIGURES) - lower)  # higher is better, except these
+    (tmp_path / "b.json").write_text(json.dumps({**common, "seconds": 30.0, "results": {"lever": row(5.0)}}))
+    with pytest.raises(SystemExit, match="the runs differ in seconds"):
+        quality.main(["levers", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
