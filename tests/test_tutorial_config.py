@@ -36,6 +36,12 @@ def test_a_papermill_value_overrides_only_its_own_default():
         train_run(minutes=1.0, epochs=2)
 
 
+def test_epochs_alone_trains_by_epochs():
+    assert tc.train_config(epochs=1).minutes is None and tc.train_config(epochs=1).epochs == 1
+    assert tc.train_config(epochs=1, minutes=0.5).minutes == 0.5  # both given: as given
+    assert tc.train_config(lr=2e-3).minutes == tc.TRAIN.minutes  # neither: the tutorial's time budget
+
+
 def test_all_and_native_are_spelled_out_because_none_means_the_default():
     run = train_run(n_train="all", n_test="all", channels="native", dataset="cifar10")
     assert run.data["n_train"] is None and run.data["n_test"] is None  # make_loaders: the whole split

@@ -67,7 +67,10 @@ def skip_study_config(**options) -> VAEConfig:
 
 
 def train_config(**overrides) -> TrainConfig:
-    """The tutorial's training config, with any field overridden (a new object)."""
+    """The tutorial's training config, with any field overridden (a new object). `epochs` without `minutes`
+    trains by epochs: the tutorial's time budget would otherwise take precedence."""
+    if "epochs" in overrides and "minutes" not in overrides:
+        overrides["minutes"] = None
     return replace(TRAIN, **overrides)
 
 
