@@ -1,7 +1,7 @@
 """Training throughput of SkipVAE against the CPU's roofline, every mode side by side.
 
     python benchmarks/throughput.py            # 64x64, batch 64, channels 1 and 3: a few minutes
-    python benchmarks/throughput.py --quick    # channels 1 only, fewer repeats: about a minute
+    python benchmarks/throughput.py --quick    # channels 1 only, fewer repeats: under a minute and a half on 2 cores
     python benchmarks/throughput.py --compile  # also torch.compile (slow to compile)
     python benchmarks/throughput.py --profile  # also where the default step's time goes, operator by operator
 
