@@ -1,4 +1,5 @@
-"""Notebook 05 driven by papermill, as a researcher would: tiny parameters give every artefact; bad ones stop it."""
+"""Notebooks 05 and 07 driven by papermill, as a researcher would: tiny parameters give every artefact; bad ones
+stop it."""
 import json
 import re
 
@@ -8,7 +9,8 @@ import torch
 
 from tools.kernels import execute_notebook
 from vae_utils.checkpoint import load_checkpoint, read_checkpoint
-from vae_utils.params import train_run
+from vae_utils import tutorial_config as tc
+from vae_utils.params import SMOKE_STUDY, skip_study_run, train_run
 
 ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks" / "05_train.ipynb"
@@ -99,7 +101,7 @@ def test_07_rerun_under_another_seed_retrains_instead_of_reusing(tmp_path, monke
     first, ckpts = run("first.ipynb", seed=0)
     assert len(ckpts) == 6 and all(c["identity"]["train"]["seed"] == 0 for c in ckpts.values())
     again, _ = run("again.ipynb", seed=0)
-    assert len(re.findall(r"loaded [\w-]+\.pt: trained 1 epoch", again)) == 6  # the same run: reused
+    assert len(re.findall(r"loaded [\w-]+\.pt: trained \d+ steps \(1 epochs\)", again)) == 6  # the same run: reused
     assert "other settings" not in again
     second, ckpts2 = run("second.ipynb", seed=1)
     assert second.count("was trained with other settings (train.seed: 0 -> 1; data.seed: 0 -> 1): "
@@ -109,3 +111,29 @@ def test_07_rerun_under_another_seed_retrains_instead_of_reusing(tmp_path, monke
     for name in ckpts:  # new models, not the old ones reported again
         assert ckpts2[name]["history"]["epoch"][-1] != ckpts[name]["history"]["epoch"][-1]
     assert figures == {p: p.read_bytes() for p in (ROOT / "figures").glob("skips_*.png")}
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(minutes=-1), "minutes must be"),
+    (dict(n_test=0), "n_test must be a positive integer"),
+    (dict(n_samples="many"), "n_samples must be a positive integer"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
+    (dict(out_dir=""), "out_dir must be a file path"),
+])
+def test_every_07_parameter_is_validated_up_front(params, match):
+    with pytest.raises(ValueError, match=match):
+        skip_study_run(**params)
+
+
+def test_the_07_run_takes_the_tutorial_defaults_and_shrinks_for_the_smoke_test(monkeypatch):
+    monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)
+    run, budget = skip_study_run(), tc.BUDGETS["07"]
+    assert (run.train.minutes, run.data["n_test"], run.n_samples) == (budget["minutes"], budget["n_test"],
+                                                                      budget["n_samples"])
+    assert run.data["n_train"] == tc.N_TRAIN and run.tutorial and run.figure("skips_samples") == "skips_samples"
+    assert skip_study_run(out_dir="runs/my_study").figure("skips_samples") is None  # an experiment: figures/ untouched
+    monkeypatch.setenv("VAE_SMOKE_TEST", "1")
+    smoke = skip_study_run()
+    assert (smoke.train.epochs, smoke.train.minutes) == (SMOKE_STUDY["epochs"], None)
+    assert (smoke.data["n_train"], smoke.data["n_test"], smoke.n_samples) == (128, 64, 64)
+    assert "smoke" in smoke.out_dir.parts  # never the tutorial's checkpoints

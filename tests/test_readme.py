@@ -63,7 +63,7 @@ def test_every_figure_shown_exists_and_a_notebook_writes_it():
         name = path.stem
         if name == "jupyterlab":  # the browser test's screenshot
             continue
-        assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*(?:figure\()?["']{name}["']""", sources), \
+        assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*(?:(?:run\.)?figure\()?["']{name}["']""", sources), \
             f"no notebook writes {path.name}"
 
 

@@ -1,8 +1,9 @@
 """Papermill parameters: checked once, where they enter a notebook, with errors that name what was expected.
 
 A parameter left at `None` takes the tutorial's default (`tutorial_config`): `tutorial_defaults` fills them in
-for notebooks 01, 04, 06 and 07; `train_run(**params)` turns notebook 05's knobs into (data kwargs, VAEConfig,
-TrainConfig, output folder). Each config dataclass validates its own fields, so the rules live in one place.
+for notebooks 01, 04 and 06; `train_run(**params)` turns notebook 05's knobs into (data kwargs, VAEConfig,
+TrainConfig, output folder), and `skip_study_run` does the same for notebook 07. Each config dataclass
+validates its own fields, so the rules live in one place.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .data import check_dataset_name, check_image_size
 from .model import VAEConfig
 from .runtime import figures_dir, get_device, is_tutorial_run, run_path, smoke_test
 from .train import TrainConfig
-from .tutorial_config import model_config, notebook_defaults, train_config
+from .tutorial_config import loader_kwargs, model_config, notebook_defaults, train_config
 
 
 @dataclass
@@ -137,6 +138,49 @@ def train_run_from(namespace: dict) -> TrainRun:
         run.data.update(n_train=SMOKE_BUDGET["n_train"], n_test=SMOKE_BUDGET["n_test"])
         run.train = replace(run.train, epochs=SMOKE_BUDGET["epochs"], minutes=None)
     return run
+
+
+@dataclass
+class SkipStudyRun:
+    """Everything notebook 07 needs, validated: the skip study's budget, its data and where its checkpoints go."""
+
+    data: dict  # keyword arguments for data.make_loaders
+    train: TrainConfig  # the budget and recipe each configuration is trained with
+    n_samples: int  # prior samples for the sample-quality figures
+    seed: int
+    out_dir: Path  # one checkpoint per configuration
+    tutorial: bool = False  # the tutorial's own run (the default out_dir): the one that writes figures/
+
+    def figure(self, name: str) -> Optional[str]:
+        """`name` for the tutorial's own run, None for an experiment (see TrainRun.figure)."""
+        return name if self.tutorial else None
+
+
+SMOKE_STUDY = dict(n_train=128, n_test=64, n_samples=64, epochs=1)  # notebook 07 under VAE_SMOKE_TEST=1
+
+
+def skip_study_run(minutes=None, n_test=None, n_samples=None, seed=None, out_dir="runs/07_skips") -> SkipStudyRun:
+    """Validate notebook 07's parameters, None taking the tutorial's default; under the smoke test each
+    configuration trains one epoch of SMOKE_STUDY's images instead of `minutes`."""
+    minutes, n_test, n_samples, seed = tutorial_defaults("07", minutes=minutes, n_test=n_test, n_samples=n_samples,
+                                                         seed=seed)
+    n_test, n_samples = _count("n_test", n_test), _count("n_samples", n_samples)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    out = checked_path("out_dir", out_dir)
+    train = train_config(minutes=minutes, seed=seed, progress=False)  # TrainConfig checks minutes
+    data = loader_kwargs(n_test=n_test, seed=seed)
+    if smoke_test():
+        train = train_config(epochs=SMOKE_STUDY["epochs"], seed=seed, progress=False)
+        data.update(n_train=SMOKE_STUDY["n_train"], n_test=SMOKE_STUDY["n_test"])
+        n_samples = SMOKE_STUDY["n_samples"]
+    return SkipStudyRun(data, train, n_samples, seed, out, is_tutorial_run(out_dir))
+
+
+def skip_study_run_from(namespace: dict) -> SkipStudyRun:
+    """`skip_study_run` on the parameters of notebook 07 found in `namespace` (the notebook's globals())."""
+    names = inspect.signature(skip_study_run).parameters
+    return skip_study_run(**{name: namespace[name] for name in names if name in namespace})
 
 
 def checked_path(name: str, value, must_exist: bool = False) -> Optional[Path]:

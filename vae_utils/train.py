@@ -304,7 +304,9 @@ def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig
                     ckpt.get("seconds", 0.0) >= 60 * train_config.minutes)
             if not diff and done:
                 model, ckpt = load_checkpoint(path, device)
-                print(f"loaded {path.name}: trained {ckpt['epoch']} epoch(s), {ckpt.get('seconds', 0) / 60:.1f} min")
+                last = ckpt["history"]["epoch"][-1]  # a time budget usually ends inside an epoch
+                print(f"loaded {path.name}: trained {last['step']} steps ({last['epoch']:g} epochs), "
+                      f"{ckpt.get('seconds', 0) / 60:.1f} min")
                 return model, ckpt["history"]
             resume = not diff
             print(f"{path.name} holds a shorter run of these settings: training on" if resume else
