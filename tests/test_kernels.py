@@ -1,11 +1,16 @@
 """Notebook runs are quiet: the kernel that papermill starts for `make tutorial` and the tests neither warns about an
 unencrypted transport nor logs a KeyboardInterrupt on shutdown."""
+import subprocess
+import sys
+from pathlib import Path
+
 import nbformat
 import papermill as pm
 import pytest
 
 from tools.kernels import EncryptedKernelManager, execute_notebook
 
+ROOT = Path(__file__).resolve().parents[1]
 NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt", "WARNING", "ERROR")
 
 
@@ -45,3 +50,12 @@ def test_the_plain_papermill_path_is_what_warned(tiny, tmp_path, capfd):
         pytest.skip(f"ipykernel {ipykernel.__version__} predates the transport warning")
     pm.execute_notebook(str(tiny), str(tmp_path / "plain.ipynb"), kernel_name="python3", progress_bar=False)
     assert "Kernel is running over TCP without encryption" in "".join(capfd.readouterr())
+
+
+def test_the_papermill_command_line_of_the_docs_is_quiet(tiny, tmp_path):
+    """`python -m tools.papermill` (docs/parameters.md) is papermill's CLI with parameters, on the quiet kernel."""
+    run = subprocess.run([sys.executable, "-m", "tools.papermill", str(tiny), str(tmp_path / "out.ipynb"),
+                          "-p", "x", "7", "--no-progress-bar"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "x is 7" in (tmp_path / "out.ipynb").read_text()
+    assert not [n for n in NOISE if n in run.stdout + run.stderr], run.stdout + run.stderr
