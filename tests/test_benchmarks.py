@@ -55,6 +55,18 @@ def test_quality_prints_the_comparison_with_the_mlp_baseline(tmp_path):
     assert saved["table"] in text
 
 
+@pytest.mark.slow
+def test_quick_spread_trains_notebook_05s_defaults_once_per_seed(tmp_path):
+    out = tmp_path / "spread.json"
+    text = _run("quick_spread.py", "--minutes", "0.01", "--seeds", "0", "1", "--n-train", "256", "--n-test", "64",
+                "--out", str(out))
+    assert re.search(r"^seed 1: \d+ steps, judge accuracy [\d.]+, Fréchet \d+, \d of 9 goals$", text, re.M)
+    saved = json.loads(out.read_text())
+    assert saved["seeds"] == [0, 1] and [r["seed"] for r in saved["runs"]] == [0, 1] and saved["minutes"] == 0.01
+    accuracy = [r["recon_accuracy"] for r in saved["runs"]]
+    assert saved["summary"]["recon_accuracy"] == pytest.approx([sum(accuracy) / 2, abs(accuracy[0] - accuracy[1]) / 2 ** 0.5])
+
+
 def test_quality_names_the_rows_it_knows_when_asked_for_another():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "skips", "--configs", "wide skips"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -186,6 +186,23 @@ def test_the_models_section_shows_both_models_against_their_goals(copy):
     assert "quick model" not in readme.model_figures(copy).splitlines()[1]  # only what was measured is shown
 
 
+def test_the_models_section_gives_the_quick_models_spread_over_seeds(copy):
+    results = copy / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    runs = [{"seed": s, "steps": 1000 + 10 * s, "goals_met": met, "recon_accuracy": acc, "psnr": 18.0, "frechet": fd}
+            for s, (met, acc, fd) in enumerate([(5, 0.4, 500.0), (6, 0.6, 400.0)])]
+    saved = {"cpu": "Some CPU", "threads": 2, "minutes": 3.0, "seeds": [0, 1], "runs": runs,
+             "summary": {"recon_accuracy": [0.5, 0.1414], "psnr": [18.0, 0.0], "frechet": [450.0, 70.71],
+                         "steps": [1005.0, 7.07]}}
+    (results / "quick_spread.json").write_text(json.dumps(saved))
+    text = readme.model_figures(copy)
+    assert ("Over seeds [0, 1] (`python benchmarks/quick_spread.py` on Some CPU, 2 threads, 3 min each, 1,000 to "
+            "1,010 steps), the mean ± sd is: judge accuracy on reconstructions 0.500 ± 0.141; PSNR (dB) 18.0 ± 0.0; "
+            "Fréchet distance of prior samples 450 ± 71. Each run met 5 to 6 of the 9 goals.") in text
+    (results / "quick_spread.json").unlink()
+    assert "One run is one draw" not in readme.model_figures(copy)
+
+
 def test_a_study_section_is_the_committed_benchmark_output(copy):
     results = copy / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ holds it:
 - `params`: each parameterised notebook's papermill parameters, with defaults (a `None` that stands for the
   tutorial's default shows that default, from `tutorial_config.py`) and comments.
 - `models`: the judge's figures of the quick model (figures/quick_model.json, written by `make tutorial`) and the
-  pretrained model (vae_utils/pretrained/shapes_vae.json) against the goals;
+  pretrained model (vae_utils/pretrained/shapes_vae.json) against the goals, and the quick model's spread over
+  seeds (benchmarks/results/quick_spread.json, from `benchmarks/quick_spread.py`);
 - `skips`, `mlp`, `levers`: the committed output of `benchmarks/quality.py` (benchmarks/results/*.json).
 Every section must stand in some file; a marker with an unknown name or without its end is an error.
 """
@@ -107,7 +108,25 @@ def model_figures(root: Path = ROOT, up: str = "") -> str:
     table = format_goal_table(rows, real=judge_baseline())  # the shipped judge's figures on real test images
     lines = ["```text", table, "```", ""]
     lines += [goal_summary(f"The {name}", m, name.split()[0]) + "\n" for name, m in rows.items()]
+    spread = root / "benchmarks" / "results" / "quick_spread.json"
+    if "quick model" in rows and spread.exists():
+        lines.append(spread_sentence(json.loads(spread.read_text())) + "\n")
     return "\n".join(lines)
+
+
+def spread_sentence(saved: dict) -> str:
+    """How far the quick model moves between runs: the committed output of benchmarks/quick_spread.py."""
+    from vae_utils.findings import FIGURES
+
+    figures = "; ".join(f"{FIGURES[k][0]} {FIGURES[k][1].format(m)} ± {FIGURES[k][1].format(sd)}"
+                        for k, (m, sd) in saved["summary"].items() if k in ("recon_accuracy", "psnr", "frechet"))
+    met = sorted(r["goals_met"] for r in saved["runs"])
+    goals = f"{met[0]}" if met[0] == met[-1] else f"{met[0]} to {met[-1]}"
+    steps = sorted(r["steps"] for r in saved["runs"])
+    return (f"One run is one draw: the quick model trains for a time budget, so its figures move between runs. Over "
+            f"seeds {saved['seeds']} (`python benchmarks/quick_spread.py` on {saved['cpu']}, {saved['threads']} "
+            f"threads, {saved['minutes']:g} min each, {steps[0]:,} to {steps[-1]:,} steps), the mean ± sd is: "
+            f"{figures}. Each run met {goals} of the 9 goals.")
 
 
 def study(table: str):
