@@ -21,8 +21,19 @@ from .train import TrainConfig
 from .tutorial_config import loader_kwargs, model_config, notebook_defaults, train_config
 
 
+class _TutorialFigures:
+    """`figure(name)` for a run with a `tutorial` flag."""
+
+    tutorial: bool
+
+    def figure(self, name: str) -> Optional[str]:
+        """`name` for the tutorial's own run, None for an experiment: pass it as `save=` so that only the
+        tutorial's run replaces the committed figures."""
+        return name if self.tutorial else None
+
+
 @dataclass
-class TrainRun:
+class TrainRun(_TutorialFigures):
     """Everything notebook 05 needs, validated."""
 
     data: dict  # keyword arguments for data.make_loaders
@@ -31,11 +42,6 @@ class TrainRun:
     out_dir: Path
     resume: bool = False  # continue from out_dir/checkpoint.pt when an earlier run stopped early
     tutorial: bool = False  # the tutorial's own run (shapes, the default out_dir): the one that writes figures/
-
-    def figure(self, name: str) -> Optional[str]:
-        """`name` for the tutorial's own run, None for an experiment: pass it as `save=` so that only the
-        tutorial's run replaces the committed figures."""
-        return name if self.tutorial else None
 
     def save(self, model, metrics: dict, history: dict) -> dict:
         """Write metrics.json and weights.pt (fp16, with the run identity) beside out_dir's checkpoint; returns the
@@ -75,6 +81,12 @@ def _count(name, value):
     return value
 
 
+def _seed(value):
+    """A seed: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {value!r}")
+
+
 def train_run(dataset=None, image_size=None, channels=None, data_root="data", download=False, n_train=None,
               n_test=None, minutes=None, epochs=None, batch_size=None, lr=None, beta=None, kl_warmup=None,
               free_bits=None, likelihood=None, latent=None, skips=None, skip_source=None, skip_dropout=None,
@@ -103,8 +115,7 @@ def train_run(dataset=None, image_size=None, channels=None, data_root="data", do
     if not isinstance(download, bool):
         raise ValueError(f"download must be True or False, got {download!r}")
     n_train, n_test = _count("n_train", n_train), _count("n_test", n_test)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    _seed(seed)
     if not isinstance(device, str):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {device!r}")
     get_device(device)  # raises for an unknown or absent device
@@ -141,7 +152,7 @@ def train_run_from(namespace: dict) -> TrainRun:
 
 
 @dataclass
-class SkipStudyRun:
+class SkipStudyRun(_TutorialFigures):
     """Everything notebook 07 needs, validated: the skip study's budget, its data and where its checkpoints go."""
 
     data: dict  # keyword arguments for data.make_loaders
@@ -150,10 +161,6 @@ class SkipStudyRun:
     seed: int
     out_dir: Path  # one checkpoint per configuration
     tutorial: bool = False  # the tutorial's own run (the default out_dir): the one that writes figures/
-
-    def figure(self, name: str) -> Optional[str]:
-        """`name` for the tutorial's own run, None for an experiment (see TrainRun.figure)."""
-        return name if self.tutorial else None
 
 
 SMOKE_STUDY = dict(n_train=128, n_test=64, n_samples=64, epochs=1)  # notebook 07 under VAE_SMOKE_TEST=1
@@ -165,8 +172,7 @@ def skip_study_run(minutes=None, n_test=None, n_samples=None, seed=None, out_dir
     minutes, n_test, n_samples, seed = tutorial_defaults("07", minutes=minutes, n_test=n_test, n_samples=n_samples,
                                                          seed=seed)
     n_test, n_samples = _count("n_test", n_test), _count("n_samples", n_samples)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    _seed(seed)
     out = checked_path("out_dir", out_dir)
     train = train_config(minutes=minutes, seed=seed, progress=False)  # TrainConfig checks minutes
     data = loader_kwargs(n_test=n_test, seed=seed)
