@@ -5,7 +5,7 @@
 
 Notebook 05 trains for a time budget (3 minutes by default), so the steps it takes depend on the machine and its
 load, and its figures differ between runs even under the same seed. This script trains the 05 defaults with the
-functions the notebook calls (`params.train_run`, `train`, `metrics.evaluate_all`), one seed after another on all
+functions the notebook calls (`config.train_run`, `train`, `metrics.evaluate_all`), one seed after another on all
 threads, as a learner's run would, and writes every run's judge figures, the steps it took, and the mean ± sd over
 the runs to benchmarks/results/quick_spread.json. The README's goal table quotes that spread under its single run.
 """
@@ -18,14 +18,16 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import sys
+
 import torch
 
-from vae_utils import SkipVAE, data, metrics, params
-from vae_utils.findings import FIGURES
-from vae_utils.perf import cpu_summary
-from vae_utils.report import goals_met
-from vae_utils.runtime import seed_everything
-from vae_utils.train import train
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tools/
+
+from tools.goals import GOALS, goals_met  # noqa: E402
+from vae_utils import SkipVAE, config, data, metrics  # noqa: E402
+from vae_utils.runtime import cpu_summary, seed_everything  # noqa: E402
+from vae_utils.train import train  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "quick_spread.json"
 
@@ -33,7 +35,7 @@ OUT = Path(__file__).resolve().parent / "results" / "quick_spread.json"
 def run_seed(seed: int, out_dir: Path, **overrides) -> dict:
     """Notebook 05 with its defaults and `seed` (and any of its parameters given, e.g. minutes): the judge figures
     and the steps taken."""
-    run = params.train_run(seed=seed, out_dir=str(out_dir), **overrides)
+    run = config.train_run(seed=seed, out_dir=str(out_dir), **overrides)
     seed_everything(seed)
     model = SkipVAE(run.model)
     train_loader, test_loader = data.make_loaders(**run.data)
@@ -44,7 +46,7 @@ def run_seed(seed: int, out_dir: Path, **overrides) -> dict:
     last = history["epoch"][-1]
     return {"seed": seed, "steps": last["step"], "images_seen": last["images"], "seconds": last["seconds"],
             "goals_met": sum(goals_met(figures, "quick").values()),
-            **{k: figures[k] for k in FIGURES if figures.get(k) is not None}}
+            **{k: figures[k] for k in GOALS if figures.get(k) is not None}}
 
 
 def summarise(runs: list) -> dict:
@@ -70,7 +72,7 @@ def main(argv=None):
             r = runs[-1]
             print(f"seed {seed}: {r['steps']} steps, judge accuracy {r['recon_accuracy']:.3f}, Fréchet "
                   f"{r['frechet']:.0f}, {r['goals_met']} of 9 goals", flush=True)
-    minutes = params.train_run(minutes=args.minutes).train.minutes
+    minutes = config.train_run(minutes=args.minutes).train.minutes
     saved = {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "minutes": minutes, "seeds": args.seeds,
              "runs": runs, "summary": summarise(runs)}
     args.out.parent.mkdir(parents=True, exist_ok=True)

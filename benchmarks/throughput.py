@@ -36,13 +36,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vae_utils import perf  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import perf  # noqa: E402
+from perf import set_inplace_activations  # noqa: E402
 from vae_utils import train as train_mod  # noqa: E402
+from vae_utils.config import DATASET, IMAGE_SIZE, TRAIN, model_config, train_config  # noqa: E402
 from vae_utils.data import make_loaders  # noqa: E402
-from vae_utils.model import SkipVAE, set_inplace_activations  # noqa: E402
-from vae_utils.runtime import native_bf16, resolve_precision  # noqa: E402
+from vae_utils.model import SkipVAE  # noqa: E402
+from vae_utils.runtime import cpu_summary, native_bf16, resolve_precision  # noqa: E402
 from vae_utils.train import make_optimizer, prepare, to_device, train_step  # noqa: E402
-from vae_utils.tutorial_config import DATASET, IMAGE_SIZE, TRAIN, model_config, train_config  # noqa: E402
 
 GOALS = {"fp32": 0.9, "bf16": 0.6, "overhead": 0.05}
 
@@ -237,7 +240,7 @@ import sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from vae_utils.model import SkipVAE
 from vae_utils.train import make_optimizer, prepare, to_device, train_step
-from vae_utils.tutorial_config import model_config, train_config
+from vae_utils.config import model_config, train_config
 c, size, b, steps = (int(a) for a in sys.argv[2:6])
 torch.manual_seed(0)
 cfg = train_config(device="cpu", precision="fp32")
@@ -292,7 +295,7 @@ def main(argv=None):
     start = time.perf_counter()
 
     print(f"# SkipVAE training throughput: {args.image_size}x{args.image_size}, batch {args.batch_size}\n")
-    print(f"machine: {perf.cpu_summary()}; torch {torch.__version__}, {threads} threads, "
+    print(f"machine: {cpu_summary()}; torch {torch.__version__}, {threads} threads, "
           f"load average {load0:.2f} at the start\n")
     flops_rows, rows = [], []
     for c in args.channels:

@@ -69,17 +69,17 @@ def test_notebook_07_quotes_the_three_seed_table():
 
 def test_the_mlp_prose_holds():
     s, wins = study("mlp")
-    mlp, ours = s["MLP VAE 4096-400-20"], s["SkipVAE (tutorial_config)"]
+    mlp, ours = s["MLP VAE 4096-400-20"], s["SkipVAE (vae_utils.config)"]
     assert f"about {mlp['steps'] / ours['steps']:.0f} times as many steps" in SKIP_STUDY
     image = {"neg_elbo", "psnr", "recon_accuracy", "inception_score", "frechet"}
-    won = set(wins["SkipVAE (tutorial_config)"])
+    won = set(wins["SkipVAE (vae_utils.config)"])
     assert not won & image and "**is not met: 0 of 5.**" in SKIP_STUDY
     assert won == {"probe", "r_scale", "r_x", "r_y"}  # "the four figures that ask how the code is organised"
 
 
 def test_the_levers_prose_holds():
     s, wins = study("levers")
-    default = s["default (tutorial_config)"]
+    default = s["default (vae_utils.config)"]
     assert all(won == [] for name, won in wins.items() if not name.startswith("data:"))  # "no lever beats the default"
     assert f"after 60 s (about {default['steps']} steps of the default)" in DESIGN
     assert f"({s['batch 32']['steps']} smaller steps instead of {default['steps']})" in DESIGN

@@ -4,12 +4,13 @@ A generated section sits between `<!-- NAME:start -->` and `<!-- NAME:end -->`, 
 holds it:
 - `spec`: both step tables, from `vae_utils/spec.py`;
 - `notebooks`: one row per notebooks/NN_*.ipynb, from each notebook's title and first paragraph;
-- `params`: each parameterised notebook's papermill parameters, with defaults (a `None` that stands for the
-  tutorial's default shows that default, from `tutorial_config.py`) and comments.
-- `models`: the judge's figures of the quick model (figures/quick_model.json, written by `make tutorial`) and the
-  pretrained model (vae_utils/pretrained/shapes_vae.json) against the goals, and the quick model's spread over
-  seeds (benchmarks/results/quick_spread.json, from `benchmarks/quick_spread.py`);
-- `skips`, `mlp`, `levers`: the committed output of `benchmarks/quality.py` (benchmarks/results/*.json).
+- `params`: each parameterised notebook's visible papermill parameters, with defaults (a `None` that stands for
+  the tutorial's default shows that default, from `vae_utils/config.py`) and comments.
+- `models`: the judge's numbers of the quick model (figures/quick_model.json, written by `make tutorial`) and the
+  pretrained model (vae_utils/pretrained/shapes_vae.json) against the goals (tools/goals.py), and the quick
+  model's spread over seeds (benchmarks/results/quick_spread.json, from `benchmarks/quick_spread.py`);
+- `skips`, `mlp`, `levers`: the committed output of `benchmarks/quality.py` (the skip study ships in the package,
+  vae_utils/pretrained/skip_study.json; the others are benchmarks/results/*.json).
 Every section must stand in some file; a marker with an unknown name or without its end is an error.
 """
 from __future__ import annotations
@@ -21,8 +22,12 @@ import sys
 from pathlib import Path
 
 from vae_utils import spec
+from vae_utils.config import notebook_defaults
+from vae_utils.metrics import METRICS, judge_baseline
+from vae_utils.pretrained import SKIP_STUDY
 
 from . import badges
+from .goals import format_goal_table, goal_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 START = re.compile(r"<!-- (\w+):start -->")
@@ -57,7 +62,7 @@ def notebook_rows(root: Path = ROOT, up: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-TUTORIAL_DEFAULT = "; None: the tutorial default"  # how a notebook marks a parameter that tutorial_config fills in
+TUTORIAL_DEFAULT = "; None: the tutorial default"  # how a notebook marks a parameter that vae_utils.config fills in
 
 
 def _literal(value) -> str:
@@ -66,19 +71,17 @@ def _literal(value) -> str:
 
 def parameter_tables(root: Path = ROOT, up: str = "") -> str:
     """One table per parameterised notebook, read by papermill itself (`papermill --help-notebook`); a parameter
-    whose default is None, "the tutorial default", shows the value it stands for, from `tutorial_config`."""
-    import papermill as pm
-
-    from vae_utils.tutorial_config import notebook_defaults
+    whose default is None, "the tutorial default", shows the value it stands for, from `vae_utils.config`."""
+    import papermill as pm  # the notebooks extra; the other sections need only the package
 
     def tutorial_default(notebook: Path, name: str):
         defaults = notebook_defaults(notebook.name[:2])
         if name not in defaults:
             raise ValueError(f"{notebook.name}: parameter {name} is None ('the tutorial default'), but "
-                             f"tutorial_config defines no default for it; add it there or give it a value")
+                             f"vae_utils.config defines no default for it; add it there or give it a value")
         return defaults[name]
 
-    out = ["A default marked *(tutorial)* comes from `vae_utils/tutorial_config.py`, the one place the tutorial's "
+    out = ["A default marked *(tutorial)* comes from `vae_utils/config.py`, the one place the tutorial's "
            "defaults are defined; in the notebook the parameter is `None`, which stands for it.", ""]
     for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         params = pm.inspect_notebook(str(path))
@@ -97,9 +100,6 @@ def parameter_tables(root: Path = ROOT, up: str = "") -> str:
 
 def model_figures(root: Path = ROOT, up: str = "") -> str:
     """The goal table of the quick and the pretrained model, and one sentence for each."""
-    from vae_utils.metrics import judge_baseline
-    from vae_utils.report import format_goal_table, goal_summary
-
     paths = {"quick model": root / "figures" / "quick_model.json",
              "pretrained model": root / "vae_utils" / "pretrained" / "shapes_vae.json"}
     rows = {name: json.loads(p.read_text()) for name, p in paths.items() if p.exists()}
@@ -116,9 +116,7 @@ def model_figures(root: Path = ROOT, up: str = "") -> str:
 
 def spread_sentence(saved: dict) -> str:
     """How far the quick model moves between runs: the committed output of benchmarks/quick_spread.py."""
-    from vae_utils.findings import FIGURES
-
-    figures = "; ".join(f"{FIGURES[k][0]} {FIGURES[k][1].format(m)} ± {FIGURES[k][1].format(sd)}"
+    figures = "; ".join(f"{METRICS[k].label} {METRICS[k].fmt.format(m)} ± {METRICS[k].fmt.format(sd)}"
                         for k, (m, sd) in saved["summary"].items() if k in ("recon_accuracy", "psnr", "frechet"))
     met = sorted(r["goals_met"] for r in saved["runs"])
     goals = f"{met[0]}" if met[0] == met[-1] else f"{met[0]} to {met[-1]}"
@@ -132,7 +130,8 @@ def spread_sentence(saved: dict) -> str:
 def study(table: str):
     """A section renderer for benchmarks/results/TABLE.json, the committed output of `quality.py TABLE`."""
     def render_study(root: Path = ROOT, up: str = "") -> str:
-        path = root / "benchmarks" / "results" / f"{table}.json"
+        path = (root / SKIP_STUDY.relative_to(SKIP_STUDY.parents[2]) if table == "skips" else
+                root / "benchmarks" / "results" / f"{table}.json")
         if not path.exists():
             return f"Not measured yet: run `python benchmarks/quality.py {table}`.\n"
         saved = json.loads(path.read_text())

@@ -1,8 +1,9 @@
 """`python -m tools.tutorial`: execute every numbered notebook in order with papermill, with timings.
 
-Executed copies go to runs/tutorial/ (git ignores runs/); the notebooks write their figures to figures/.
-Each notebook is registered simply by its name: notebooks/NN_topic.ipynb runs in NN order. The times end with
-what makes them comparable across machines: the CPU (perf.cpu_summary) and notebook 05's training rate.
+Executed copies go to runs/tutorial/ (git ignores runs/). Every notebook that draws figures has a papermill
+parameter `figures_dir`; this runner sets it to figures/, and no other run writes there. Each notebook is registered
+by its name: notebooks/NN_topic.ipynb runs in NN order. The times end with what makes them comparable across
+machines: the CPU (runtime.cpu_summary) and notebook 05's training rate.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import time
 from pathlib import Path
 
 import nbformat
+import papermill as pm
 import torch
 
-from vae_utils.perf import cpu_summary
-from vae_utils.runtime import TUTORIAL_RUN, repo_root, run_path
+from vae_utils.runtime import cpu_summary, repo_root, run_path
 
 from .kernels import execute_notebook
 from .nbclean import clean
@@ -29,7 +30,7 @@ def notebooks(root: Path) -> list:
 
 def training_rate() -> str | None:
     """Notebook 05's training rate from the metrics.json of its tutorial run, or None where there is none."""
-    path = run_path(TUTORIAL_RUN) / "metrics.json"
+    path = run_path("runs/05_train") / "metrics.json"
     try:
         m = json.loads(path.read_text())
         return (f"{m['images_seen'] / m['seconds']:.0f} images/s in {m['precision']} ({m['images_seen']:,} images "
@@ -54,9 +55,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         print(f"running {nb.relative_to(root)} ...", flush=True)
         target = nb if args.in_place else out / nb.name
-        execute_notebook(nb, target, cwd=str(nb.parent), kernel_name="python3", progress_bar=False, log_output=False)
-        if args.in_place:
-            nbformat.write(clean(nbformat.read(str(target), as_version=4)), str(target))
+        params = {"figures_dir": str(root / "figures")} if "figures_dir" in pm.inspect_notebook(str(nb)) else {}
+        execute_notebook(nb, target, parameters=params, cwd=str(nb.parent), kernel_name="python3",
+                         progress_bar=False, log_output=False)
+        if args.in_place:  # the committed notebook keeps no injected figures_dir: only this runner writes figures/
+            done = nbformat.read(str(target), as_version=4)
+            done.cells = [c for c in done.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+            nbformat.write(clean(done), str(target))
         times.append((nb.name, time.perf_counter() - t0))
         print(f"  {nb.name}: {times[-1][1]:.0f} s", flush=True)
     print("\nnotebook times:")

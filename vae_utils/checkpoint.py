@@ -1,12 +1,12 @@
-"""Checkpoints: written atomically, read with `weights_only=True`, and rebuilt from the config they store.
+"""Checkpoints: written atomically, read with `weights_only=True` onto the CPU, rebuilt from the config they store.
 
 Two kinds, both read by `load_checkpoint`:
-- resumable (`save_checkpoint`, about 48 MB): the weights, the model config, the optimiser state, the epoch, the
-  history, the RNG states and the run identity (`identity.py`), so a run can resume exactly;
-- weights only (`export_weights`, about 8 MB in fp16, 16 MB in fp32): the weights, the model config, the run
-  identity and a training summary, to load or share a trained model.
-`torch.load(weights_only=True)` never runs code from the file: a checkpoint downloaded from the internet is data,
-not a program.
+- resumable (`save_checkpoint`, about 48 MB): the weights, the model config, the optimiser and grad-scaler states,
+  the epoch, the history, the RNG states, the seconds trained and the run's identity (`train.run_identity`);
+- weights only (`export_weights`, about 8 MB in fp16): the weights, the model config, the identity and a summary.
+`torch.load(weights_only=True)` never runs code from the file: a checkpoint from the internet is data, not a program.
+Files are always read onto the CPU and the model is moved afterwards, so a GPU run's file opens anywhere, and its
+RNG states stay CPU tensors, which is what `torch.set_rng_state` needs.
 """
 from __future__ import annotations
 
@@ -29,50 +29,33 @@ class CheckpointError(ValueError):
     """A file that is not a readable checkpoint of this architecture."""
 
 
-def save_checkpoint(path, model: SkipVAE, optimizer=None, epoch: int = 0, history: Optional[dict] = None,
-                    train_config=None, rng: Optional[dict] = None, identity: Optional[dict] = None,
-                    seconds: float = 0.0) -> Path:
-    """Write a resumable checkpoint atomically. `train_config` is stored as asked (precision "auto" included);
-    `identity` (identity.run_identity) holds the precision the run really used; `seconds` of training so far let
-    a run with a time budget resume where it stopped."""
-    return _write(path, {
-        "format": FORMAT,
-        "model_config": model.config.to_dict(),
-        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "epoch": int(epoch),
-        "history": history or {},
-        "train_config": dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else train_config,
-        "rng": rng or {},
-        "identity": identity or {},
-        "seconds": float(seconds),
-    })
+def _cpu_weights(model, dtype=None) -> dict:
+    return {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(path, model: SkipVAE, **state) -> Path:
+    """Write a resumable checkpoint atomically: the model's weights and config, and `state` (optimizer, scaler,
+    epoch, history, train_config, rng, identity, seconds), each as plain tensors and types."""
+    if dataclasses.is_dataclass(state.get("train_config")):
+        state["train_config"] = dataclasses.asdict(state["train_config"])
+    return _write(path, {"format": FORMAT, "model_config": model.config.to_dict(), "model": _cpu_weights(model),
+                         **state})
 
 
 def export_weights(path, model: SkipVAE, summary: Optional[dict] = None, dtype=torch.float16,
                    identity: Optional[dict] = None) -> Path:
-    """Write a weights-only file atomically: the weights in `dtype` (fp16: half the size of fp32; loading casts
-    them back to fp32), the model config, the run identity and a training summary (e.g. the metrics, images
-    seen, minutes; the CPU is added). It cannot resume training; `load_checkpoint` and
-    `torch.load(weights_only=True)` read it."""
+    """Write a weights-only file atomically: the weights in `dtype` (fp16 halves fp32's size; loading casts them
+    back), the model config, the run identity and a summary (e.g. the metrics, images seen, the machine)."""
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"dtype must be torch.float16, torch.bfloat16 or torch.float32, got {dtype!r}")
-    from .perf import cpu_summary  # late import: perf is not needed to read or write resumable checkpoints
-
-    return _write(path, {
-        "format": WEIGHTS_FORMAT,
-        "model_config": model.config.to_dict(),
-        "model": {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
-                  for k, v in model.state_dict().items()},
-        "dtype": str(dtype).replace("torch.", ""),
-        "identity": identity or {},
-        "summary": {"cpu": cpu_summary(), **(summary or {})},
-    })
+    return _write(path, {"format": WEIGHTS_FORMAT, "model_config": model.config.to_dict(),
+                         "model": _cpu_weights(model, dtype), "dtype": str(dtype).replace("torch.", ""),
+                         "identity": identity or {}, "summary": summary or {}})
 
 
 def _write(path, state: dict) -> Path:
-    """torch.save to a temporary file beside `path`, then os.replace, so a crash never leaves half a file where the
-    last good one was."""
+    """torch.save to a temporary file beside `path`, then os.replace: a crash never leaves half a file there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -84,13 +67,13 @@ def _write(path, state: dict) -> Path:
     return path
 
 
-def read_checkpoint(path, device="cpu") -> dict:
-    """The file's contents, validated (either kind; ckpt["format"] tells which); CheckpointError for anything else."""
+def read_checkpoint(path) -> dict:
+    """The file's contents on the CPU, validated (either kind; ckpt["format"] tells which); CheckpointError else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one first (notebook 05 writes runs/05_train/checkpoint.pt)")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated, or not written by "
                               f"torch.save: {str(err).splitlines()[0][:160]}); re-train or point to another file") from None
@@ -107,11 +90,9 @@ def read_checkpoint(path, device="cpu") -> dict:
 
 
 def load_checkpoint(path, device="cpu", expect: Optional[VAEConfig] = None):
-    """(model, checkpoint dict): the model rebuilt from the stored config with its weights loaded, in fp32.
-
-    `expect`: raise CheckpointError unless the stored config equals this one.
-    """
-    ckpt = read_checkpoint(path, device)
+    """(model, checkpoint dict): the model rebuilt from the stored config, its weights loaded in fp32 on the CPU,
+    then moved to `device`. `expect`: raise CheckpointError unless the stored config equals this one."""
+    ckpt = read_checkpoint(path)
     try:
         config = VAEConfig.from_dict(ckpt["model_config"])
     except (TypeError, ValueError) as err:

@@ -44,7 +44,7 @@ class ShapesStyle:
 
 
 STYLES = {
-    # the default: objects 21-36 px across, turned at most 30 degrees either way, so that shape is most of
+    # the default: objects about 22-36 px across, turned at most 30 degrees either way, so that shape is most of
     # what differs between two images and a CPU can learn it in minutes (notebook 01 compares the two)
     "shapes": ShapesStyle(base_size=0.28, scale=(0.6, 1.0, 6), rotation=(-math.pi / 6, math.pi / 6, 13),
                           position=(0.34, 0.66, 24)),
@@ -52,7 +52,6 @@ STYLES = {
     "shapes-small": ShapesStyle(base_size=0.2, scale=(0.5, 1.0, 6), rotation=(0.0, 2 * math.pi * 39 / 40, 40),
                                 position=(0.25, 0.75, 32)),
 }
-GRID = STYLES["shapes"].grid()  # the default set's factor grid
 
 
 class DatasetUnavailable(FileNotFoundError):

@@ -1,8 +1,8 @@
-"""The negative ELBO, in nats per image: reconstruction plus beta times KL.
+"""The negative ELBO in nats per image, distortion plus beta times rate, and the importance-weighted bound.
 
 References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014), Appendix B for the closed-form KL;
-Higgins et al., "beta-VAE" (2017); Kingma et al., "Improved Variational
-Inference with Inverse Autoregressive Flow" (2016) for free bits.
+Alemi et al., "Fixing a Broken ELBO" (2018) for the names distortion and rate; Higgins et al., "beta-VAE" (2017);
+Kingma et al. (2016) for free bits; Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (2016).
 Every term is summed over an image's pixels or latent elements and averaged over the batch.
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 class LossParts(NamedTuple):
-    """total: what the optimiser minimises (with beta and free bits); recon, kl: the true terms, nats per image;
-    kl_per_channel: (256,) KL of each latent channel, summed over the latent grid, nats per image."""
+    """total: what the optimiser minimises (with beta and free bits); distortion, rate: the true terms, nats per
+    image; rate_per_channel: (256,) the rate of each latent channel, summed over the latent grid."""
 
     total: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-    kl_per_channel: torch.Tensor
+    distortion: torch.Tensor
+    rate: torch.Tensor
+    rate_per_channel: torch.Tensor
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -31,19 +31,17 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
-                       sigma: float = 0.1) -> torch.Tensor:
-    """-log p(x | z) in nats per image, from the decoder's logits.
+def nll_per_image(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
+                  sigma: float = 0.1) -> torch.Tensor:
+    """-log p(x | z) of each image (B,), in nats, from the decoder's logits.
 
-    bernoulli: binary cross-entropy on the logits (numerically stable; x may be grey levels in [0, 1]).
-    gaussian: N(x; sigmoid(logits), sigma^2) per pixel, constant 0.5 log(2 pi sigma^2) included, so the value
-    is a true negative log-density and comparable across sigma.
+    bernoulli: binary cross-entropy on the logits (stable; x may be grey levels in [0, 1]).
+    gaussian: N(x; sigmoid(logits), sigma^2) per pixel, with its constant, so it is a true negative log-density.
     """
-    b = x.shape[0]
     if likelihood == "bernoulli":
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / b
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
     if likelihood == "gaussian":
-        sq = (torch.sigmoid(logits) - x).pow(2).sum() / b
+        sq = (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
         return sq / (2 * sigma**2) + x[0].numel() * 0.5 * math.log(2 * math.pi * sigma**2)
     raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
 
@@ -52,12 +50,32 @@ def negative_elbo(logits, x, mu, logvar, beta: float = 1.0, likelihood: str = "b
                   free_bits: float = 0.0) -> LossParts:
     """-ELBO = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), in nats per image (one-sample estimate).
 
-    free_bits > 0 keeps each latent channel's batch-mean KL from being pushed below that many nats: the
-    optimised total uses max(KL_c, free_bits) per channel; `kl` and `kl_per_channel` report the true values.
+    free_bits > 0 keeps each latent channel's batch-mean rate from being pushed below that many nats: the optimised
+    total uses max(rate_c, free_bits) per channel; `rate` and `rate_per_channel` report the true values.
     """
-    recon = reconstruction_nll(logits.float(), x.float(), likelihood, sigma)
-    kl_el = kl_divergence(mu.float(), logvar.float())  # (B, 256, H/64, W/64)
-    kl_per_channel = kl_el.sum(dim=(2, 3)).mean(0)  # (256,)
-    kl = kl_per_channel.sum()
-    kl_opt = kl_per_channel.clamp(min=free_bits).sum() if free_bits > 0 else kl
-    return LossParts(recon + beta * kl_opt, recon, kl, kl_per_channel)
+    distortion = nll_per_image(logits.float(), x.float(), likelihood, sigma).mean()
+    rate_per_channel = kl_divergence(mu.float(), logvar.float()).sum(dim=(2, 3)).mean(0)  # (B, 256, h, w) -> (256,)
+    rate = rate_per_channel.sum()
+    rate_opt = rate_per_channel.clamp(min=free_bits).sum() if free_bits > 0 else rate
+    return LossParts(distortion + beta * rate_opt, distortion, rate, rate_per_channel)
+
+
+@torch.no_grad()
+def importance_weighted_bound(model, x: torch.Tensor, k: int, likelihood: str = "bernoulli", sigma: float = 0.1,
+                              chunk: int = 100) -> torch.Tensor:
+    """The IWAE bound of each image (B,), nats: log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x).
+
+    K = 1 is the ELBO; the bound rises with K towards log p(x). The decoder sees the model's own skips, if any.
+    """
+    mu, logvar, skips = model.encode(x)  # (B, 256, h, w) each
+    std = torch.exp(0.5 * logvar)
+    log_w = []
+    for start in range(0, k, chunk):
+        eps = torch.randn(min(chunk, k - start), *mu.shape, device=mu.device)  # (K', B, 256, h, w)
+        z = mu + std * eps
+        logits = model.decoder(z.flatten(0, 1), {j: s.repeat(len(eps), 1, 1, 1) for j, s in skips.items()})
+        log_px = -nll_per_image(logits.float(), x.repeat(len(eps), 1, 1, 1).float(), likelihood, sigma)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).flatten(2).sum(2)  # (K', B)
+        log_qz = (-0.5 * eps.pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).flatten(2).sum(2)
+        log_w.append(log_px.view(len(eps), -1) + log_pz - log_qz)
+    return torch.logsumexp(torch.cat(log_w), 0) - math.log(k)

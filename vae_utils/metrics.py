@@ -9,38 +9,57 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from .data import BatchLoader
+from .sampling import active_channels, encode_means, fit_gmm, gmm_samples
 from .train import TrainConfig, evaluate
 
 
-# --- reconstruction and latent use ---------------------------------------------------------------------
+class Metric(NamedTuple):
+    """How one number of `evaluate_all` is named, printed and judged."""
 
-ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a channel is active when Var_x(E_q[z]) exceeds this
+    label: str  # in sentences and the README's table
+    short: str  # a column header
+    fmt: str
+    better: str  # "higher", "lower", or "" where neither is better
 
 
-def active_channels(means: torch.Tensor, threshold: float = ACTIVE_VARIANCE) -> torch.Tensor:
-    """(D,) bool: which channels of posterior means (N, D) vary over the data by more than `threshold`.
-
-    This is Burda et al.'s definition. A channel's KL (its rate) can be positive while it carries nothing:
-    an encoder that outputs the same mu != 0 for every image pays KL and tells the decoder nothing.
-    """
-    return means.double().var(0) > threshold
+METRICS = {  # the one registry of metric names: the notebooks, benchmarks/ and tools/ all read it
+    "neg_elbo": Metric("test -ELBO (nats per image)", "-ELBO", "{:.1f}", "lower"),
+    "distortion": Metric("distortion (nats per image)", "distortion", "{:.1f}", "lower"),
+    "rate": Metric("rate (nats per image)", "rate", "{:.1f}", ""),
+    "active_units": Metric("active units (of 256)", "active", "{:d}", ""),
+    "psnr": Metric("PSNR (dB)", "PSNR dB", "{:.1f}", "higher"),
+    "z_reliance": Metric("z reliance", "z rel", "{:.2f}", "higher"),
+    "skip_reliance": Metric("skip reliance", "skip rel", "{:.2f}", ""),
+    "recon_accuracy": Metric("judge accuracy on reconstructions", "judge acc", "{:.3f}", "higher"),
+    "inception_score": Metric("IS of prior samples (1 to 4)", "IS", "{:.2f}", "higher"),
+    "frechet": Metric("Fréchet distance of prior samples", "Fréchet", "{:.0f}", "lower"),
+    "gmm_inception_score": Metric("IS of GMM samples (1 to 4)", "GMM IS", "{:.2f}", "higher"),
+    "gmm_frechet": Metric("Fréchet distance of GMM samples", "GMM Fréchet", "{:.0f}", "lower"),
+    "probe": Metric("linear probe: shape from mu", "probe", "{:.3f}", "higher"),
+    "r_scale": Metric("best |r|, scale", "|r| scale", "{:.2f}", "higher"),
+    "r_rotation": Metric("best |r|, rotation", "|r| rot", "{:.2f}", "higher"),
+    "r_x": Metric("best |r|, x", "|r| x", "{:.2f}", "higher"),
+    "r_y": Metric("best |r|, y", "|r| y", "{:.2f}", "higher"),
+}
+REAL = {"recon_accuracy": "accuracy", "inception_score": "inception_score", "frechet": "frechet",
+        "gmm_inception_score": "inception_score", "gmm_frechet": "frechet"}  # the judge on real images: the scale
 
 
 def shape_probe(train_means: torch.Tensor, train_labels: torch.Tensor, test_means: torch.Tensor,
                 test_labels: torch.Tensor) -> float:
     """Test accuracy of a logistic regression from posterior means (N, D) to labels: how linearly the code
     separates the classes (chance is 1 / classes). Features are standardised on the training codes."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     keep = train_means.double().std(0) > 1e-6  # constant channels carry nothing and only slow the solver
     if not keep.any():
         keep[:] = True
@@ -56,6 +75,7 @@ def factor_correlations(means: torch.Tensor, factors: torch.Tensor) -> torch.Ten
         s = a.std(0, unbiased=False)
         return (a - a.mean(0)) / torch.where(s > 1e-12, s, torch.ones_like(s))
     return (standardise(factors).T @ standardise(means) / len(means)).abs()
+
 
 def psnr(mse: float) -> float:
     """Peak signal-to-noise ratio in dB for images in [0, 1]."""
@@ -81,7 +101,7 @@ def latent_reliance(model, loader, seed: int = 0) -> dict:
     for x, _ in loader:
         x = x.to(dev)
         mu, _, skips = model.encode(x)
-        z_prior = torch.randn(mu.shape, generator=g).to(mu)
+        z_prior = torch.randn(mu.shape, generator=g).to(dev)  # drawn on the CPU: the same draw on every device
         outs = {"normal": model.decode(mu, skips), "z_from_prior": model.decode(z_prior, skips),
                 "skips_zeroed": model.decode(mu, {})}
         for k, out in outs.items():
@@ -120,39 +140,23 @@ JUDGE_FILE = Path(__file__).parent / "pretrained" / "judge_shapes.pt"  # the shi
 
 
 def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
-    """The tutorial's judge: the shipped classifier for the built-in 64x64 grey shapes (`JUDGE_FILE`, trained by
-    `save_judge` on 20,000 training images), or, for any other data, a SmallCNN trained on `train_set` (about a
-    minute on a laptop CPU)."""
+    """The tutorial's judge: the shipped classifier of the built-in 64x64 grey shapes (`JUDGE_FILE`, trained on
+    their 20,000 training images by `python -m tools.judge`), or, for other data, a SmallCNN trained on `train_set`
+    (about a minute on a laptop CPU). It lives on the CPU; `classify` moves images there."""
     if train_set is None or (getattr(train_set, "name", "") == "shapes" and
                              tuple(train_set.images.shape[1:]) == (1, 64, 64)):
         state = torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)
         net = SmallCNN(1, len(state["label_names"]))
         net.load_state_dict(state["weights"])
         return net.eval()
-    from .data import BatchLoader
-
     loader = BatchLoader(train_set, 64, shuffle=True, seed=seed, drop_last=True)
     return train_classifier(loader, len(train_set.label_names), seed=seed)
 
 
 def judge_baseline() -> dict:
-    """The shipped judge's figures on the 2,000 real test shapes (accuracy, IS, Fréchet between two halves): the
-    scale for every model's figures."""
+    """The shipped judge's figures on the 2,000 real test shapes (accuracy, IS, Fréchet distance between two
+    halves): the scale for every model's numbers."""
     return torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)["real_baseline"]
-
-
-def save_judge(path=JUDGE_FILE, seed: int = 0) -> dict:
-    """Train the judge of the built-in shapes on its 20,000 training images and save it; returns its scores on
-    the 2,000 test images (real_baseline), which are stored beside the weights."""
-    from .data import BatchLoader, make_dataset
-
-    train, test = make_dataset("shapes", "train", seed=seed), make_dataset("shapes", "test", seed=seed)
-    net = train_classifier(BatchLoader(train, 64, shuffle=True, seed=seed, drop_last=True), len(train.label_names),
-                           seed=seed)
-    base = real_baseline(net, test.images, test.labels)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"weights": net.state_dict(), "label_names": train.label_names, "real_baseline": base}, path)
-    return base
 
 
 def train_classifier(loader, n_classes: int, epochs: int = 8, lr: float = 3e-3, seed: int = 0) -> SmallCNN:
@@ -242,10 +246,8 @@ def evaluate_all(model, test_loader, net: Optional[SmallCNN], cfg: Optional[Trai
     elbo = evaluate(model, test_loader, cfg, seed)
     rel = latent_reliance(model, test_loader, seed)
     ds = test_loader.dataset
-    from .sampling import encode_means, fit_gmm, gmm_samples  # late: sampling imports this module
-
     means = encode_means(model, ds.images).flatten(1)  # (N, D)
-    out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["kl"], "distortion": elbo["recon"],
+    out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["rate"], "distortion": elbo["distortion"],
            "active_units": int(active_channels(means).sum()), "mse": rel["mse"], "psnr": psnr(rel["mse"]),
            "z_reliance": rel["z_reliance"], "skip_reliance": rel["skip_reliance"],
            "mse_z_from_prior": rel["mse_z_from_prior"], "probe": None, "gmm_inception_score": None,
@@ -262,45 +264,17 @@ def evaluate_all(model, test_loader, net: Optional[SmallCNN], cfg: Optional[Trai
             out.update(gmm_inception_score=inception_score(probs), gmm_frechet=frechet_distance(feats, real))
     if getattr(ds, "factors", None) is not None:
         corr = factor_correlations(means, ds.factors)  # (F, D)
-        out.update({f"r_{name}": float(corr[j].max()) for j, name in enumerate(ds.factor_names)})
+        out.update({f"r_{name}": float(corr[j].max()) for j, name in enumerate(ds.factor_names) if name != "shape"})
     return out
 
 
-# the six configurations of the skip study (notebook 07, benchmarks/quality.py): name -> VAEConfig fields
-SKIP_STUDY = {
-    "all skips (spec)": dict(skips="all"),
-    "no skips": dict(skips="none"),
-    "coarse skips": dict(skips="coarse"),
-    "no full-res skip": dict(skips="no-input"),
-    "skip dropout 0.5": dict(skips="all", skip_dropout=0.5),
-    "skips from z": dict(skip_source="z"),
-}
-
-COLUMNS = {  # metric -> (header, format, better)
-    "neg_elbo": ("-ELBO", "{:8.1f}", "lower"),
-    "rate": ("rate", "{:6.1f}", ""),
-    "active_units": ("active", "{:6d}", ""),
-    "psnr": ("PSNR dB", "{:7.2f}", "higher"),
-    "z_reliance": ("z reliance", "{:10.3f}", "higher"),
-    "skip_reliance": ("skip reliance", "{:13.3f}", ""),
-    "recon_accuracy": ("recon acc", "{:9.3f}", "higher"),
-    "inception_score": ("IS", "{:6.2f}", "higher"),
-    "frechet": ("Fréchet", "{:8.2f}", "lower"),
-    "probe": ("probe", "{:6.3f}", "higher"),
-}
-
-
-def format_table(rows: dict, columns=tuple(COLUMNS)) -> str:
-    """A fixed-width table of {name: metrics dict}; "n/a" where a configuration cannot produce a number."""
-    width = max(len(n) for n in rows) + 2
-    head = "".join(COLUMNS[c][0].rjust(len(COLUMNS[c][1].format(0) if "d" in COLUMNS[c][1] else
-                                         COLUMNS[c][1].format(0.0)) + 1) for c in columns)
-    lines = ["configuration".ljust(width) + head]
-    for name, m in rows.items():
-        cells = []
-        for c in columns:
-            fmt = COLUMNS[c][1]
-            blank = fmt.format(0) if "d" in fmt else fmt.format(0.0)
-            cells.append((fmt.format(m[c]) if m.get(c) is not None else "n/a".rjust(len(blank))).rjust(len(blank) + 1))
-        lines.append(name.ljust(width) + "".join(cells))
+def format_table(rows: dict, columns: tuple) -> str:
+    """A fixed-width table of {name: evaluate_all dict}, one column per METRICS key; "n/a" where a configuration
+    cannot produce a number (e.g. prior samples with encoder skips)."""
+    cells = {name: [METRICS[c].fmt.format(m[c]) if m.get(c) is not None else "n/a" for c in columns]
+             for name, m in rows.items()}
+    widths = [max(len(METRICS[c].short), *(len(v[i]) for v in cells.values())) for i, c in enumerate(columns)]
+    first = max(len("configuration"), *(len(n) for n in rows))
+    lines = ["configuration".ljust(first) + "".join(f"  {METRICS[c].short:>{w}}" for c, w in zip(columns, widths))]
+    lines += [name.ljust(first) + "".join(f"  {v:>{w}}" for v, w in zip(row, widths)) for name, row in cells.items()]
     return "\n".join(lines)

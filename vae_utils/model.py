@@ -129,14 +129,6 @@ def _activation(kind: str, slope: float) -> nn.Module:
     return nn.LeakyReLU(slope, inplace=True) if kind == "leaky_relu" else nn.ReLU(inplace=True)
 
 
-def set_inplace_activations(model: nn.Module, inplace: bool) -> nn.Module:
-    """Switch every activation of `model` to in-place (the default, see _activation) or out-of-place; returns it."""
-    for m in model.modules():
-        if isinstance(m, (nn.LeakyReLU, nn.ReLU)):
-            m.inplace = inplace
-    return model
-
-
 def _tag(module: nn.Module, part: str, step: spec.Step) -> nn.Module:
     module.spec_step = (part, step.step)  # read by shape_report's hooks
     return module
@@ -363,9 +355,13 @@ class SkipVAE(nn.Module):
                 f"sample() needs a decoder that works without encoder features, but skips={self.config.skips!r} "
                 f"adds them at levels {self.config.skip_levels}; use skips='none', skip_source='z' or skip_dropout > 0")
         h, w = self.config.image_size
-        p = next(self.parameters())
         z = torch.randn(n, *self.latent_shape(h, w), generator=generator)  # (n, 256, H/64, W/64), drawn on the CPU
-        return self.decode(z.to(p.device, p.dtype))  # (n, C, H, W)
+        return self.decode(z.to(self.device))  # (n, C, H, W)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live: put inputs here, `x.to(model.device)`."""
+        return next(self.parameters()).device
 
     def latent_shape(self, height: int, width: int) -> tuple:
         """The shape of z for one image: (256, H/64, W/64)."""

@@ -1,4 +1,4 @@
-"""shape_report: run the real forward pass and compare every step's shape with the spec tables.
+"""The shape report: run the real forward pass and compare every step's shape with the spec tables.
 
 The shapes are recorded by forward hooks on the modules that `model.py` tags with their spec step,
 so the report checks the code that runs, not a re-implementation of it.
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from . import spec
-from .findings import FIGURES, REAL
 from .model import SkipVAE
 
 
@@ -135,73 +134,3 @@ def check_step(part: str, step: str, tensor: torch.Tensor, height: int, width: i
     if want != got:
         raise AssertionError(f"{part} {step} ({row.operation}): spec says {_fmt(want)}, got {_fmt(got)}")
     return f"{part} {step:<7} {row.operation:<34} spec {_fmt(want):<15} actual {_fmt(got):<15} ok"
-
-
-
-# --- the goal figures of a trained model (issue 13): notebook 05's closing table -------------------------
-
-GOALS = {  # judge figure (findings.FIGURES) -> (goal of the quick model, goal of the pretrained model)
-    "recon_accuracy": (0.70, 0.97),
-    "psnr": (23, 28),
-    "inception_score": (2.5, 3.6),
-    "frechet": (300, 50),
-    "z_reliance": (0.7, 0.7),
-    "probe": (0.70, 0.95),
-    "r_scale": (0.5, 0.5),
-    "r_x": (0.5, 0.5),
-    "r_y": (0.5, 0.5),
-}
-LEVELS = ("quick", "pretrained")  # the quick model: notebook 05's 3 minutes; the pretrained: `make pretrained`
-
-
-def _target(key: str, level: str):
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    return GOALS[key][LEVELS.index(level)]
-
-
-def _goal(key: str, level: str) -> str:
-    return ("≥ " if FIGURES[key][2] == "higher" else "≤ ") + f"{_target(key, level):g}"
-
-
-def goals_met(metrics: dict, level: str = "quick") -> dict:
-    """{figure: True/False} for each goal of `level` ("quick" or "pretrained"); a missing figure (None) fails."""
-    met = {}
-    for key in GOALS:
-        value, target = metrics.get(key), _target(key, level)
-        met[key] = value is not None and (value >= target if FIGURES[key][2] == "higher" else value <= target)
-    return met
-
-
-def format_goal_table(rows: dict, real: dict | None = None) -> str:
-    """A fixed-width table of the goal figures: one row per figure, one column per model ({name: metrics}: the
-    keys of metrics.evaluate_all, with "minutes" and "images_seen"), the judge's value on real images where the
-    figure has one (metrics.judge_baseline), and both goals; each model's machine ("cpu") follows the table."""
-    head = ["", *rows, *(["real images"] if real else []), "quick goal", "pretrained goal"]
-    body = []
-    for key in GOALS:
-        label, fmt, _ = FIGURES[key]
-        cells = [fmt.format(m[key]) if m.get(key) is not None else "n/a" for m in rows.values()]
-        if real:
-            cells.append(fmt.format(real[REAL[key]]) if key in REAL else "")
-        body.append([label, *cells, _goal(key, "quick"), _goal(key, "pretrained")])
-    for key, label, fmt in (("minutes", "training time (min)", "{:.1f}"), ("images_seen", "images seen", "{:,}")):
-        cells = [fmt.format(m[key]) if m.get(key) is not None else "n/a" for m in rows.values()]
-        body.append([label, *cells, *([""] if real else []), "", ""])
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip()
-             for r in [head, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + [f"machine, {name}: {m.get('cpu') or 'not recorded'}" for name, m in rows.items()])
-
-
-def goal_summary(name: str, metrics: dict, level: str = "quick") -> str:
-    """One generated sentence: how many of `level`'s goals a model reaches, and by how much it misses the others."""
-    met = goals_met(metrics, level)
-    reached = [FIGURES[k][0] for k, ok in met.items() if ok]
-    missed = [f"{FIGURES[k][0]} ({FIGURES[k][1].format(metrics[k]) if metrics.get(k) is not None else 'n/a'}, "
-              f"goal {_goal(k, level)})" for k, ok in met.items() if not ok]
-    text = f"{name} reaches {len(reached)} of the {len(met)} goals of the {level} model"
-    if not missed:
-        return text + ": all of them."
-    return text + (f" ({'; '.join(reached)})" if reached else "") + f" and misses {'; '.join(missed)}."

@@ -1,18 +1,25 @@
-"""Run-time helpers every notebook needs: paths, device and precision choice, seeding, the smoke-test switch,
-figure saving."""
+"""Where and how code runs: the device, the precision (with the bf16 probe), seeding, run paths, the smoke switch
+and saving a figure.
+
+Precision: bf16 is used only where the hardware runs it natively. On a CPU that is AVX512-BF16 or AMX, which oneDNN
+may use; on a CUDA GPU it is compute capability 8.0 (Ampere) or newer: `torch.cuda.is_bf16_supported()` also
+counts emulation, which is True on a T4 (sm_75), where bf16 convolutions fall back to slow kernels.
+"""
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import random
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import perf
-
-SMOKE_ENV = "VAE_SMOKE_TEST"  # set to 1 (as `make test` does) to run every notebook on a reduced budget
+SMOKE_ENV = "VAE_SMOKE_TEST"  # `make test` sets it to 1: every notebook runs on a reduced budget
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def smoke_test() -> bool:
@@ -29,34 +36,9 @@ def repo_root() -> Path:
     return here
 
 
-def figures_dir() -> Path:
-    """Where figures are written: <repo>/figures; under the smoke test, runs/smoke-figures, so that a
-    reduced-budget run never overwrites the committed figures."""
-    d = repo_root() / ("runs/smoke-figures" if smoke_test() else "figures")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-TUTORIAL_RUN = Path("runs/05_train")  # notebook 05's default out_dir: the run that the committed figures come from
-SKIP_STUDY_RUN = Path("runs/07_skips")  # notebook 07's default out_dir
-
-
-def is_tutorial_run(path) -> bool:
-    """True for notebook 05's default out_dir or its checkpoint, or notebook 07's default out_dir, as a parameter
-    names them. Only those runs write figures/; experiments with their own paths leave the committed figures alone."""
-    return Path(path) in (TUTORIAL_RUN, TUTORIAL_RUN / "checkpoint.pt", SKIP_STUDY_RUN)
-
-
-def figure_names(own: bool):
-    """name -> name when a notebook draws the tutorial's own model (figures/ gets the picture), name -> None for an
-    experiment, whose pictures are only shown."""
-    return (lambda name: name) if own else (lambda name: None)
-
-
 def run_path(value) -> Path:
-    """A checkpoint or output path from a notebook parameter. A relative path is taken from the repository root;
-    under the smoke test it moves below runs/smoke/ (runs/05_train -> runs/smoke/05_train), so that a
-    reduced-budget run never overwrites the tutorial's checkpoints, as figures_dir() does for figures."""
+    """A checkpoint or output path from a notebook parameter, taken from the repository root. Under the smoke test
+    it moves below runs/smoke/ (runs/05_train -> runs/smoke/05_train), so CI never replaces a tutorial checkpoint."""
     p = Path(value)
     if p.is_absolute():
         return p
@@ -64,6 +46,25 @@ def run_path(value) -> Path:
         p = Path("runs", "smoke", *(p.parts[1:] if p.parts[:1] == ("runs",) else p.parts))
     return repo_root() / p
 
+
+def save_figure(fig, name: str, folder) -> object:
+    """Write `fig` to folder/name.png and return it; with folder None (any run but `make tutorial`), only return it."""
+    if folder is not None:
+        path = Path(folder) / (name if name.endswith(".png") else name + ".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (every device); returns a torch.Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+# --- device ---------------------------------------------------------------------------------------------
 
 def get_device(name: str = "auto") -> torch.device:
     """"auto" picks CUDA, then Apple's MPS, then the CPU; any other name is passed to torch.device."""
@@ -75,67 +76,145 @@ def get_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'")
     return device
 
 
-class EmulatedBF16Warning(UserWarning):
-    """precision='bf16' on a CPU that emulates bf16: training runs, but slower than in fp32."""
+@functools.lru_cache(maxsize=None)
+def _cpuinfo() -> dict:
+    """The first processor's fields of /proc/cpuinfo ({} where there is no such file)."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (e.g. "avx2", "avx512_bf16", "amx_bf16"); empty where /proc/cpuinfo is missing."""
+    return set(_cpuinfo().get("flags", "").split())
+
+
+def _torch_check(owner, name: str):
+    fn = getattr(owner, name, None)  # private checks, absent in some torch releases
+    try:
+        return bool(fn()) if fn is not None else None
+    except RuntimeError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_native_bf16() -> bool:
+    """True where bf16 matmuls and convolutions run natively on this CPU: AVX512-BF16 or AMX in the hardware, and
+    oneDNN not capped below them (ONEDNN_MAX_CPU_ISA=AVX2 leaves bf16 emulated, far slower than fp32)."""
+    hardware = [_torch_check(torch.cpu, "_is_avx512_bf16_supported"), _torch_check(torch.cpu, "_is_amx_tile_supported")]
+    if all(h is None for h in hardware):  # an older torch: read the flags
+        hardware = [bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})]
+    if not any(hardware):
+        return False
+    ops = getattr(torch.ops, "mkldnn", None)
+    onednn = _torch_check(ops, "_is_mkldnn_bf16_supported") if ops is not None else None
+    return onednn is not False
+
+
+def cuda_native_bf16(capability: tuple) -> bool:
+    """True for a CUDA compute capability with native bf16 tensor cores: 8.0 (A100) or newer; a T4 is 7.5."""
+    return tuple(capability) >= (8, 0)
 
 
 def native_bf16(device) -> bool:
-    """True where bf16 runs natively: a CPU with AVX512-BF16 or AMX that oneDNN may use, or a CUDA GPU with bf16."""
+    """True where bf16 runs natively on `device` (see the module docstring); MPS and the rest: False."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return perf.cpu_native_bf16()
-    return False  # MPS and the rest: fp32, the choice that is never slow
+        return cuda_native_bf16(torch.cuda.get_device_capability(device))
+    return cpu_native_bf16() if device.type == "cpu" else False
+
+
+class EmulatedBF16Warning(UserWarning):
+    """precision='bf16' where bf16 is emulated: training runs, but slower than in fp32."""
 
 
 def resolve_precision(precision: str, device) -> str:
-    """The precision a run really uses: "auto" is "bf16" where native_bf16(device), else "fp32"; any other value
-    is kept. An explicit "bf16" on a CPU without native bf16 warns once per process, with measured rates."""
+    """The precision a run really uses: "auto" is "bf16" where native_bf16(device), else "fp32"; any other choice
+    is kept. An explicit "bf16" where it is emulated warns once per process, with measured rates on a CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
-    if precision == "bf16" and torch.device(device).type == "cpu" and not native_bf16(device):
-        _warn_emulated_bf16()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA GPU (it relies on a GradScaler); use 'bf16' or 'fp32'")
+    if precision == "bf16" and device.type in ("cpu", "cuda") and not native_bf16(device):
+        _warn_emulated_bf16(device)
     return precision
+
+
+def autocast_dtype(precision: str):
+    """The autocast dtype of a resolved precision: None for fp32 (no autocast)."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def needs_grad_scaler(precision: str, device) -> bool:
+    """fp16 on CUDA scales the loss so that small gradients survive; bf16 has fp32's range and needs no scaler."""
+    return precision == "fp16" and torch.device(device).type == "cuda"
+
+
+def _matmul_gflops(dtype, n: int = 256, repeats: int = 3) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
 _warned_bf16 = False
 
 
-def _warn_emulated_bf16():
+def _warn_emulated_bf16(device: torch.device):
     global _warned_bf16
     if _warned_bf16:
         return
     _warned_bf16 = True
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: a fair measurement on a busy machine, well under 0.2 s
-    try:  # 256 x 256: about 17 ms per emulated bf16 matmul, 0.4 ms in fp32
-        bf16, fp32 = (perf.matmul_gflops(dtype, n=256, repeats=3) for dtype in (torch.bfloat16, torch.float32))
-    finally:
-        torch.set_num_threads(threads)
-    warnings.warn(f"bf16 matmul runs at {bf16:.1f} GFLOP/s against {fp32:.0f} for fp32 on this CPU (no AVX512-BF16/AMX "
-                  f"that oneDNN may use): expect training to be slower; use precision='auto' or 'fp32'",
+    if device.type == "cuda":
+        where = f"this GPU (compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))} < 8.0)"
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread: a fair measurement on a busy machine, well under 0.2 s
+        try:
+            bf16, fp32 = _matmul_gflops(torch.bfloat16), _matmul_gflops(torch.float32)
+        finally:
+            torch.set_num_threads(threads)
+        where = (f"this CPU (no AVX512-BF16/AMX that oneDNN may use): bf16 matmul runs at {bf16:.1f} GFLOP/s against "
+                 f"{fp32:.0f} for fp32")
+    warnings.warn(f"bf16 is emulated on {where}; expect training to be slower: use precision='auto' or 'fp32'",
                   EmulatedBF16Warning, stacklevel=3)
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; returns a torch.Generator seeded the same way."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
+def cpu_summary() -> str:
+    """One line on this CPU, for timings that travel: model, cores, vector extensions, native bf16 or not."""
+    flags = cpu_flags()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AMX", "amx_tile")) if flag in flags]
+    used = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()  # ATEN_CPU_CAPABILITY caps it
+    name = _cpuinfo().get("model name") or platform.processor() or "unknown CPU"
+    bf16 = "native bf16" if cpu_native_bf16() else "no native bf16 (emulated)"
+    return f"{name}, {cores} CPUs, {'/'.join(isa) or 'no AVX2'}{f' (torch kernels: {used})' if used else ''}, {bf16}"
 
 
-def save_figure(fig, name: str | None, directory: Path | None = None):
-    """Save `fig` as figures/<name>.png (when a name is given) and return it."""
-    if name:
-        path = (directory or figures_dir()) / (name if name.endswith(".png") else name + ".png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-    return fig
+def describe_machine(device) -> str:
+    """What a run trained on: the GPU's name and compute capability, or the CPU (cpu_summary)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"{torch.cuda.get_device_name(device)} (CUDA, compute capability {major}.{minor})"
+    return "Apple GPU (MPS)" if device.type == "mps" else cpu_summary()

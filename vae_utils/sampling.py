@@ -1,22 +1,32 @@
-"""Two ways to draw new images: the plain VAE's prior, and a density fitted to the codes afterwards.
+"""Codes and new images: posterior means, active channels, and a density fitted to the codes after training.
 
 References: Ghosh, Sajjadi, Vergari, Black & Schölkopf, "From Variational to Deterministic Autoencoders",
 ICLR 2020 (ex-post density estimation); Rosca, Lakshminarayanan & Mohamed, "Distribution Matching in
 Variational Inference", 2018 (the "holes" between the aggregate posterior and the prior).
 
-A VAE generates by decoding z ~ N(0, I). When only some of the 256 channels carry information, the encoder's
-codes fill a small, oddly shaped part of that space, and prior draws land where the decoder was never
-trained. Fitting a Gaussian mixture to the posterior means of the training set, and sampling from it instead,
-keeps the draws where the codes are. That is no longer the VAE's own generative model, which is why
-`SkipVAE.sample` keeps N(0, I) and this module is a separate option.
+A VAE generates by decoding z ~ N(0, I). In a collapsed channel q(z|x) is close to N(0, I) for every image, so a
+prior draw there is what the decoder saw in training. In the few active channels the codes of real images fill a
+small, oddly shaped region, and prior draws land where the decoder was never trained: the "holes". Fitting a
+Gaussian mixture to the active channels of the training codes, and sampling from it instead, keeps the draws where
+the codes are. That is no longer the VAE's own generative model, so `SkipVAE.sample` keeps N(0, I).
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
+from sklearn.mixture import GaussianMixture
 
-from .metrics import active_channels
+ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a channel is active when Var_x(E_q[z]) exceeds this
+
+
+def active_channels(means: torch.Tensor, threshold: float = ACTIVE_VARIANCE) -> torch.Tensor:
+    """(D,) bool: which channels of posterior means (N, D) vary over the data by more than `threshold`.
+
+    This is Burda et al.'s definition. A channel's rate (its KL) can be positive while it carries nothing: an
+    encoder that outputs the same mu != 0 for every image pays rate and tells the decoder nothing.
+    """
+    return means.double().var(0) > threshold
 
 
 class LatentGMM:
@@ -29,8 +39,6 @@ class LatentGMM:
 
     def fit(self, means: torch.Tensor) -> "LatentGMM":
         """means: (N, 256, h, w) posterior means of training images."""
-        from sklearn.mixture import GaussianMixture  # full covariances, EM with k-means++ starts
-
         self.latent_shape = tuple(means.shape[1:])  # (256, h, w)
         flat = means.flatten(1).double()  # (N, D)
         self.active = active_channels(flat)  # (D,) bool: Var_x(E_q[z]) > 0.01
@@ -73,6 +81,6 @@ def fit_gmm(model, images: torch.Tensor, n_components: int = 10, seed: int = 0) 
 def gmm_samples(model, gmm: LatentGMM, n: int, seed: int = 0, batch: int = 256) -> torch.Tensor:
     """n images (n, C, H, W) in [0, 1], decoded from codes drawn from the fitted mixture."""
     model.eval()
-    p = next(model.parameters())
-    z = gmm.sample(n, torch.Generator().manual_seed(seed))
-    return torch.cat([model.decode(z[i:i + batch].to(p.device, p.dtype)).float().cpu() for i in range(0, n, batch)])
+    device = next(model.parameters()).device
+    z = gmm.sample(n, torch.Generator().manual_seed(seed))  # drawn on the CPU, the same on every device
+    return torch.cat([model.decode(z[i:i + batch].to(device)).float().cpu() for i in range(0, n, batch)])

@@ -9,6 +9,7 @@ decay; Bowman et al. (2016) for KL warm-up.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Optional
@@ -34,7 +35,7 @@ def kl_weight(p: float, warmup: float) -> float:
 
 
 class Budget:
-    """Progress through a run of `total_steps` steps, or of `minutes` of wall-clock training time."""
+    """Progress through a run of `total_steps` steps, or of `minutes` of training time (validation not counted)."""
 
     def __init__(self, total_steps: Optional[int] = None, minutes: Optional[float] = None, spent: float = 0.0):
         if (total_steps is None) == (minutes is None):
@@ -46,6 +47,15 @@ class Budget:
     def elapsed(self) -> float:
         """Seconds of training so far, including those before a resume."""
         return self.spent + time.perf_counter() - self.started
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Time spent inside does not count against the budget: validation and saving are not training."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.started += time.perf_counter() - t
 
     def progress(self, step: int) -> float:
         """p in [0, 1] before step number `step` (0-based)."""

@@ -1,13 +1,15 @@
-"""A readable training loop: seeded, resumable, with a validation pass and a NaN guard.
+"""A readable training loop: seeded, resumable, with a validation pass, a NaN guard and atomic checkpoints.
 
 The recipe (AdamW with learning-rate warm-up and cosine decay, linear KL warm-up, optional free bits, gradient
 clipping) follows Bowman et al. (2016) and Kingma et al. (2016); units are nats per image throughout. A run lasts
-`epochs`, or `minutes` of wall-clock time; the schedules (`schedule.py`) follow its progress either way. `train_step` is exactly what `train` runs per batch,
-so benchmarks time the real thing.
+`epochs`, or `minutes` of training time (validation and saving do not count); the schedules follow its progress
+either way. `train_step` is exactly what `train` runs per batch. Like nanoGPT's `model_args`, every checkpoint keeps
+the plain config dicts that shaped its weights (`run_identity`), so a run resumes or is reused only when they match.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -18,68 +20,66 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from .identity import describe_data, identity_diff, run_identity
 from .losses import LIKELIHOODS, negative_elbo
 from .model import SkipVAE, VAEConfig
-from .runtime import get_device, resolve_precision, seed_everything
+from .runtime import (PRECISIONS, autocast_dtype, describe_machine, get_device, needs_grad_scaler, resolve_precision,
+                      seed_everything)
 from .schedule import LR_SCHEDULES, Budget, kl_weight, lr_factor
+
 
 @dataclass
 class TrainConfig:
     """How to train; stored in every checkpoint beside the model config."""
 
     epochs: int = 3  # passes over the training set (exactly reproducible)
-    minutes: Optional[float] = None  # if set, train for this much wall-clock time instead of `epochs`
+    minutes: Optional[float] = None  # if set, train for this much training time instead of `epochs`
     batch_size: int = 64  # images per step
     lr: float = 1e-3  # AdamW's peak learning rate, as in the original
     lr_schedule: str = "cosine"  # "cosine": decay to 5% of lr by the end of the run; "constant"
     lr_warmup: float = 0.02  # linear learning-rate warm-up over this fraction of the run
     weight_decay: float = 1e-4  # AdamW weight decay (optax's default, which the original used)
-    beta: float = 1.0  # weight on KL after warm-up; 1 is the true ELBO
+    beta: float = 1.0  # weight on the rate after warm-up; 1 is the true ELBO
     kl_warmup: float = 0.1  # linear KL warm-up from 0 to beta over this fraction of the run; 0 turns it off
-    free_bits: float = 0.0  # minimum KL per latent channel in the objective (nats); 0 turns it off
+    free_bits: float = 0.0  # minimum rate per latent channel in the objective (nats); 0 turns it off
     likelihood: str = "bernoulli"  # "bernoulli" (binary cross-entropy) or "gaussian" (MSE with fixed sigma)
     sigma: float = 0.1  # the Gaussian likelihood's standard deviation
     grad_clip: float = 100.0  # clip the gradient's global norm to this; 0 turns it off
-    seed: int = 0  # seeds torch, and the loader's shuffling when the loader is built with it
+    seed: int = 0  # seeds torch: the noise in z, and the weights when load_or_train builds the model
     device: str = "auto"  # "auto": CUDA, then MPS, then CPU
-    precision: str = "auto"  # "auto": bf16 where native, else fp32 (runtime.resolve_precision); "fp32"; "bf16"; "fp16": CUDA
-    channels_last: bool = True  # NHWC memory format: oneDNN's fast convolution path on CPU
-    log_every: int = 10  # steps between step-level history entries
+    precision: str = "auto"  # "auto": bf16 where native (runtime.resolve_precision), else fp32; "fp32"; "bf16"; "fp16": CUDA
+    channels_last: bool = True  # NHWC memory format: oneDNN's fast convolution path on CPU, tensor cores on GPU
+    log_every: int = 10  # steps between step-level history entries (and host syncs on a GPU)
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        if self.minutes is not None and (not _number(self.minutes) or self.minutes <= 0):
-            raise ValueError(f"minutes must be a positive number or None (train for `epochs`), got {self.minutes!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(self.epochs, "epochs", "a positive integer", lambda v: _int(v) and v >= 1)
+        _check(self.minutes, "minutes", "a positive number or None (train for `epochs`)",
+               lambda v: v is None or (_number(v) and v > 0))
+        _check(self.lr_schedule, "lr_schedule", f"one of {list(LR_SCHEDULES)}", lambda v: v in LR_SCHEDULES)
         for name in ("lr_warmup", "kl_warmup"):
-            if not _number(getattr(self, name)) or not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a fraction of the run in [0, 1), got {getattr(self, name)!r}")
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("log_every", self.log_every)
+            _check(getattr(self, name), name, "a fraction of the run in [0, 1)", lambda v: _number(v) and 0 <= v < 1)
+        for name in ("batch_size", "log_every"):
+            _check(getattr(self, name), name, "a positive integer", lambda v: _int(v) and v >= 1)
         for name in ("lr", "sigma"):
-            if not _number(getattr(self, name)) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+            _check(getattr(self, name), name, "a positive number", lambda v: _number(v) and v > 0)
         for name in ("beta", "free_bits", "grad_clip", "weight_decay"):
-            if not _number(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+            _check(getattr(self, name), name, "a number >= 0", lambda v: _number(v) and v >= 0)
+        _check(self.likelihood, "likelihood", f"one of {list(LIKELIHOODS)}", lambda v: v in LIKELIHOODS)
+        _check(self.precision, "precision", f"one of {list(PRECISIONS)}", lambda v: v in PRECISIONS)
+        _check(self.seed, "seed", "an integer >= 0", lambda v: _int(v) and v >= 0)
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _positive_int(name, v):
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+def _check(value, name: str, expected: str, ok) -> None:
+    if not ok(value):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -87,30 +87,24 @@ class TrainingDiverged(FloatingPointError):
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
-    """The mixed-precision context for this config on this device ("auto" resolved): bf16 on CPU or GPU, fp16 on
-    CUDA only."""
-    precision = resolve_precision(cfg.precision, device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA GPU (it relies on a GradScaler); use 'bf16' on a CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    """The mixed-precision context of this config on this device ("auto" resolved)."""
+    dtype = autocast_dtype(resolve_precision(cfg.precision, device))
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def prepare(model: SkipVAE, cfg: TrainConfig):
-    """Move the model to the config's device and memory format; returns (model, device)."""
+def prepare(model: SkipVAE, cfg: TrainConfig) -> tuple:
+    """Move the model, in place, to the config's device and memory format; returns (model, device)."""
     device = get_device(cfg.device)
-    model = model.to(device)
+    model.to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
     return model, device
 
 
 def make_optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW as the original used it; the fused kernel (one pass over all parameters) where torch has one."""
     kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if device.type in ("cpu", "cuda"):  # fused: about 8x faster than the per-tensor loop on a CPU
+    if device.type in ("cpu", "cuda"):
         try:
             return torch.optim.AdamW(model.parameters(), fused=True, **kwargs)
         except RuntimeError:  # torch < 2.4 has no fused CPU kernel
@@ -119,20 +113,22 @@ def make_optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim
 
 
 def to_device(x: torch.Tensor, device: torch.device, cfg: TrainConfig) -> torch.Tensor:
+    """A batch on the model's device (asynchronously from pinned memory on a GPU), in the config's memory format."""
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
-def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None):
-    """One optimiser step on batch x; returns LossParts. Raises TrainingDiverged before stepping on NaN or inf."""
+def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None, check: bool = True):
+    """One optimiser step on batch x; returns LossParts. With `check`, raises TrainingDiverged before stepping on a
+    NaN or infinite loss, leaving the weights as they were (reading the loss costs a host sync on a GPU)."""
     with autocast(cfg, x.device):
         logits, mu, logvar = model(x)  # (B, C, H, W), (B, 256, H/64, W/64) x 2
     parts = negative_elbo(logits, x, mu, logvar, beta, cfg.likelihood, cfg.sigma, cfg.free_bits)
-    if not torch.isfinite(parts.total):
-        raise TrainingDiverged(f"the loss became {parts.total.item()} (recon {parts.recon.item():.4g}, "
-                               f"KL {parts.kl.item():.4g})")
+    if check and not torch.isfinite(parts.total):
+        raise TrainingDiverged(f"the loss became {parts.total.item()} (distortion {parts.distortion.item():.4g}, "
+                               f"rate {parts.rate.item():.4g})")
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:  # fp16 on CUDA: scale the loss so small gradients survive
+    if scaler is not None:  # fp16 on CUDA: scale the loss so that small gradients survive
         scaler.scale(parts.total).backward()
         scaler.unscale_(optimizer)
     else:
@@ -149,16 +145,13 @@ def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None):
 
 @torch.no_grad()
 def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
-    """Mean -ELBO (beta = 1, no free bits), its distortion (recon) and rate (KL) terms, and the rate of each
-    latent channel, over a loader, in nats per image.
-
-    The posterior noise comes from its own seed, so the numbers are reproducible and training's RNG is untouched.
-    """
+    """Mean -ELBO (beta = 1, no free bits), its distortion and rate, and the rate of each latent channel, over a
+    loader, in nats per image. The posterior noise has its own seed: reproducible, and training's RNG is untouched."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    totals, n = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0}, 0
-    kl_c = 0.0
+    sums, n = torch.zeros(3, device=device), 0
+    per_channel = 0.0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for x, _ in loader:
@@ -166,20 +159,51 @@ def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
             with autocast(cfg, device):
                 logits, mu, logvar = model(x)
             parts = negative_elbo(logits, x, mu, logvar, 1.0, cfg.likelihood, cfg.sigma)
-            b = x.shape[0]
-            for k, v in (("neg_elbo", parts.total), ("recon", parts.recon), ("kl", parts.kl)):
-                totals[k] += v.item() * b
-            kl_c = kl_c + parts.kl_per_channel * b
-            n += b
+            sums += torch.stack([parts.total, parts.distortion, parts.rate]) * len(x)
+            per_channel = per_channel + parts.rate_per_channel * len(x)
+            n += len(x)
     model.train(was_training)
-    kl_per_channel = (kl_c / n).cpu()
-    out = {k: v / n for k, v in totals.items()}
-    out["kl_per_channel"] = kl_per_channel.tolist()
-    return out
+    neg_elbo, distortion, rate = (sums / n).tolist()  # one host sync
+    return {"neg_elbo": neg_elbo, "distortion": distortion, "rate": rate,
+            "rate_per_channel": (per_channel / n).cpu().tolist()}
+
+
+# --- what shaped a checkpoint's weights ----------------------------------------------------------------
+
+NOT_IDENTITY = ("epochs", "minutes", "progress", "log_every", "device")  # how long or visibly, not what, it trains
+DATA_NOT_IDENTITY = ("root", "download", "n_test", "batch_size", "image_size", "channels")  # image shape is recorded
+
+
+def run_identity(model_config: VAEConfig, train_config: TrainConfig, loader, data: Optional[dict] = None) -> dict:
+    """{"model", "train", "data"} as plain dicts: the model config; the training config less how long and how
+    visibly it runs, with the precision really used; and the data (name, size, image shape, shuffling seed, and
+    any other make_loaders setting given in `data`)."""
+    ds = loader.dataset
+    described = {k: v for k, v in (data or {}).items() if k not in DATA_NOT_IDENTITY}
+    described.setdefault("name", getattr(ds, "name", type(ds).__name__))
+    described.update(n_train=len(ds), image_shape=list(ds.images.shape[1:]) if hasattr(ds, "images") else None)
+    if getattr(loader, "generator", None) is not None:
+        described["seed"] = loader.generator.initial_seed()
+    train = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in NOT_IDENTITY}
+    train["precision"] = resolve_precision(train_config.precision, get_device(train_config.device))
+    return json.loads(json.dumps({"model": model_config.to_dict(), "train": train, "data": described}, default=str))
+
+
+def identity_diff(stored, new: dict) -> list:
+    """["section.field: old -> new", ...] wherever a stored identity differs from `new`; [] when they match."""
+    if not isinstance(stored, dict) or not stored:
+        return ["identity: none stored -> this run's"]
+    rows = []
+    for section, fields in new.items():
+        old = stored.get(section) or {}
+        for k in sorted(set(old) | set(fields)):
+            if old.get(k, "(absent)") != fields.get(k, "(absent)"):
+                rows.append(f"{section}.{k}: {old.get(k, '(absent)')!r} -> {fields.get(k, '(absent)')!r}")
+    return rows
 
 
 def _rng_state(loader) -> dict:
-    state = {"torch": torch.get_rng_state()}
+    state = {"torch": torch.get_rng_state()}  # CPU tensors, whatever the device
     if getattr(loader, "generator", None) is not None:
         state["loader"] = loader.generator.get_state()
     if torch.cuda.is_available():
@@ -197,32 +221,33 @@ def _set_rng_state(loader, state: dict):
 
 def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint: Optional[str] = None,
           resume: bool = False, data: Optional[dict] = None) -> dict:
-    """Train `model` in place and return its history {"step": [...], "epoch": [...]}.
+    """Train `model` in place (it moves to cfg.device) and return its history {"step": [...], "epoch": [...]}.
 
-    The run lasts cfg.epochs, or cfg.minutes of training time (it then stops within one step of the budget, and
-    validates and saves once more). checkpoint: where to save after every epoch (atomically), with the history as
-    JSON beside it (<name>.history.json). resume=True continues from that checkpoint when it exists, and refuses
-    (CheckpointError) one whose run identity differs in anything but the length of the run. Ctrl-C saves a
-    resumable checkpoint (the interrupted epoch restarts) and re-raises; a NaN loss stops with TrainingDiverged and
-    leaves the last good checkpoint in place. data: data settings beyond what the loader shows, for the identity.
+    The run lasts cfg.epochs, or cfg.minutes of training time (it stops within one step of the budget, then
+    validates and saves once more). checkpoint: where to save after every epoch, atomically, with the history as
+    JSON beside it. resume=True continues from that checkpoint when it exists, and refuses (CheckpointError) one
+    whose identity differs in anything but the length of the run. Ctrl-C saves a resumable checkpoint and re-raises;
+    a NaN loss stops with TrainingDiverged and leaves the last good checkpoint in place. data: make_loaders settings
+    beyond what the loader shows, for the identity.
     """
     model, device = prepare(model, cfg)
     optimizer = make_optimizer(model, cfg, device)
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.type == "cuda" else None
-    identity = run_identity(model.config, cfg, describe_data(train_loader, data))
-    history, start, saved, spent = {"step": [], "epoch": []}, 0, None, 0.0
+    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(resolve_precision(cfg.precision, device), device) else None
+    identity = run_identity(model.config, cfg, train_loader, data)
+    history, start, spent, saved = {"step": [], "epoch": []}, 0, 0.0, None
     path = Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
-        _, ckpt = load_checkpoint(path, device)
+        ckpt = read_checkpoint(path)  # on the CPU; load_state_dict copies onto the model's device
         diff = identity_diff(ckpt.get("identity"), identity)
         if diff:
             raise CheckpointError(f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}). "
-                                  f"Resume only continues the same run for longer: start over with "
-                                  f"resume=False, or give this run its own checkpoint (out_dir)")
+                                  f"Resume only continues the same run for longer: start over with resume=False, "
+                                  f"or give this run its own checkpoint (out_dir)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        history, start, spent = ckpt["history"], ckpt["epoch"], ckpt.get("seconds", 0.0)
-        saved = start
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        history, start, spent, saved = ckpt["history"], ckpt["epoch"], ckpt.get("seconds", 0.0), ckpt["epoch"]
         _set_rng_state(train_loader, ckpt["rng"])
         print(f"resuming {path.name} after epoch {start}" + (f" of {cfg.epochs}" if cfg.minutes is None else
                                                               f", {spent / 60:.1f} of {cfg.minutes} minutes"))
@@ -232,26 +257,28 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
     step = history["epoch"][-1]["step"] if history["epoch"] else 0
     budget = (Budget(minutes=cfg.minutes, spent=spent) if cfg.minutes is not None
               else Budget(total_steps=cfg.epochs * steps_per_epoch))
-    n_epochs = "?" if cfg.minutes is not None else cfg.epochs
+    always_check = device.type != "cuda"  # the NaN guard reads the loss on the host: free on a CPU, a stall on a GPU
 
-    def save(epoch):
+    def end_of_epoch(label, epoch):
         nonlocal saved
-        if path is not None:
-            saved = epoch
-            save_checkpoint(path, model, optimizer, epoch, history, cfg, _rng_state(train_loader), identity=identity,
-                            seconds=budget.elapsed())
-            path.with_suffix(".history.json").write_text(json.dumps(history))
-
-    def validate(epoch):
-        val = evaluate(model, val_loader, cfg)
-        history["epoch"].append({"epoch": epoch, "step": step, "images": step * cfg.batch_size,
-                                 "seconds": round(budget.elapsed(), 2), **{f"val_{k}": v for k, v in val.items()}})
+        seconds = budget.elapsed()
+        with budget.paused():
+            val = evaluate(model, val_loader, cfg)
+            history["epoch"].append({"epoch": label, "step": step, "images": step * cfg.batch_size,
+                                     "seconds": round(seconds, 2), **{f"val_{k}": v for k, v in val.items()}})
+            if path is not None:
+                saved = epoch
+                save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
+                                scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
+                                rng=_rng_state(train_loader), identity=identity, seconds=seconds,
+                                machine=describe_machine(device))
+                path.with_suffix(".history.json").write_text(json.dumps(history))
 
     epoch = start
     try:
         while not budget.done(step):
             model.train()
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{n_epochs}", disable=not cfg.progress, leave=False)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}", disable=not cfg.progress, leave=False)
             for x, _ in bar:
                 p = budget.progress(step)
                 if p >= 1.0:
@@ -260,8 +287,10 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                 lr = cfg.lr * lr_factor(p, cfg.lr_warmup, cfg.lr_schedule)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                log = step == 0 or (step + 1) % cfg.log_every == 0
                 try:
-                    parts = train_step(model, optimizer, to_device(x, device, cfg), cfg, beta, scaler)
+                    parts = train_step(model, optimizer, to_device(x, device, cfg), cfg, beta, scaler,
+                                       check=always_check or log)
                 except TrainingDiverged as err:
                     kept = ("no checkpoint was asked for" if path is None else
                             f"the last good checkpoint (epoch {saved}) is kept at {path}" if saved is not None else
@@ -269,37 +298,38 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                     raise TrainingDiverged(f"stopped at step {step} (epoch {epoch + 1}): {err}; {kept}. "
                                            f"Lower lr (now {cfg.lr}) or keep grad_clip on.") from None
                 step += 1
-                if step % cfg.log_every == 0 or step == 1:
-                    row = {"step": step, "epoch": step / steps_per_epoch, "loss": parts.total.item(),
-                           "recon": parts.recon.item(), "kl": parts.kl.item(), "beta": beta, "lr": lr}
-                    history["step"].append(row)
-                    bar.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.1f}")
+                if log:
+                    loss, distortion, rate = torch.stack([parts.total, parts.distortion, parts.rate]).tolist()
+                    history["step"].append({"step": step, "epoch": step / steps_per_epoch, "loss": loss,
+                                            "distortion": distortion, "rate": rate, "beta": beta, "lr": lr})
+                    bar.set_postfix(loss=f"{loss:.1f}", rate=f"{rate:.1f}")
             else:
                 epoch += 1
-                validate(epoch)
-                save(epoch)
+                end_of_epoch(epoch, epoch)
                 continue
-            validate(round(step / steps_per_epoch, 3))  # the budget ended mid-epoch: one last validation and save
-            save(epoch)
+            end_of_epoch(round(step / steps_per_epoch, 3), epoch)  # the budget ended mid-epoch
     except KeyboardInterrupt:
-        save(epoch)  # resumable: weights so far, the interrupted epoch restarts
+        if path is not None:
+            save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
+                            scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
+                            rng=_rng_state(train_loader), identity=identity, seconds=budget.elapsed(),
+                            machine=describe_machine(device))
         print(f"interrupted: saved a resumable checkpoint at {path} (epoch {epoch})" if path else "interrupted")
         raise
     return history
 
 
 def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig, train_loader, val_loader,
-                  device: str = "cpu", data: Optional[dict] = None):
-    """(model, history): load `checkpoint` if it holds this very run (the same run identity: model, training
-    settings, data and seed) trained for at least this many epochs (or minutes). Otherwise train and save it there: on from a
-    matching, unfinished checkpoint, or from scratch when anything differs (printed, old -> new); the old file
-    stays until the new run's first epoch replaces it. data: as for `train`."""
+                  data: Optional[dict] = None):
+    """(model, history), the model on train_config's device: load `checkpoint` if it holds this very run (the same
+    identity) trained for at least this many epochs or minutes; otherwise train and save it there, on from a
+    matching unfinished checkpoint, or from scratch when anything differs (printed, old -> new)."""
     path, resume = Path(checkpoint), False
+    device = get_device(train_config.device)
     if path.exists():
         try:
             ckpt = read_checkpoint(path)
-            diff = identity_diff(ckpt.get("identity"),
-                                 run_identity(model_config, train_config, describe_data(train_loader, data)))
+            diff = identity_diff(ckpt.get("identity"), run_identity(model_config, train_config, train_loader, data))
             done = (ckpt["epoch"] >= train_config.epochs if train_config.minutes is None else
                     ckpt.get("seconds", 0.0) >= 60 * train_config.minutes)
             if not diff and done:
@@ -316,11 +346,4 @@ def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig
     seed_everything(train_config.seed)  # the initial weights are part of what the seed fixes
     model = SkipVAE(model_config)
     history = train(model, train_loader, val_loader, train_config, checkpoint=path, resume=resume, data=data)
-    return model.to(device), history
-
-
-def summary(history: dict) -> dict:
-    """The last epoch's validation metrics, without the per-channel list."""
-    last = dict(history["epoch"][-1]) if history.get("epoch") else {}
-    last.pop("val_kl_per_channel", None)
-    return last
+    return model, history

@@ -1,8 +1,8 @@
-"""One function per picture. Each returns its matplotlib Figure and, given `save="name"`, writes figures/name.png.
+"""Every picture of the tutorial, one function each; each returns its matplotlib Figure (runtime.save_figure
+writes it). Nothing here changes a model.
 
-References: t-SNE (van der Maaten & Hinton, 2008) and PCA via scikit-learn; spherical interpolation
-(Shoemake, 1985; White, "Sampling Generative Networks", 2016).
-Latents are (B, 256, H/64, W/64); the pictures flatten them to (B, D).
+References: t-SNE (van der Maaten & Hinton, 2008) and PCA via scikit-learn; spherical interpolation (Shoemake,
+1985; White, "Sampling Generative Networks", 2016). Latents are (B, 256, H/64, W/64); pictures flatten them.
 """
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 from torchvision.utils import make_grid
 
-from .runtime import save_figure
-
-
-def _device(model):
-    return next(model.parameters()).device
+from . import spec
+from .metrics import factor_correlations
 
 
 def _img(grid: torch.Tensor) -> np.ndarray:
@@ -30,7 +31,7 @@ def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
     return make_grid(images.detach().float().cpu(), nrow=nrow, padding=2, pad_value=0.5)
 
 
-def show_grid(images: torch.Tensor, nrow: int = 8, title: str = "", save: Optional[str] = None):
+def show_grid(images: torch.Tensor, nrow: int = 8, title: str = ""):
     """A grid of images (N, C, H, W) in [0, 1]."""
     rows = int(np.ceil(len(images) / nrow))
     fig, ax = plt.subplots(figsize=(1.3 * nrow, 1.3 * rows + 0.5))
@@ -38,37 +39,42 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str = "", save: Option
     ax.set_title(title)
     ax.axis("off")
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-@torch.no_grad()
-def reconstructions(model, x: torch.Tensor, save: Optional[str] = None, title: str = ""):
-    """Inputs (top row) above their reconstructions (bottom row), decoded from the posterior mean."""
-    model.eval()
-    x = x.to(_device(model))
-    rec = model.reconstruct(x)
-    n = len(x)
-    fig, ax = plt.subplots(figsize=(1.3 * n, 3.0))
-    ax.imshow(_img(_grid(torch.cat([x, rec]), n)), cmap="gray", vmin=0, vmax=1)
-    ax.set_yticks([x.shape[2] / 2 + 2, 1.5 * x.shape[2] + 4], ["input", "reconstruction"])
-    ax.set_xticks([])
-    ax.set_title(title or "Reconstructions (posterior mean, with the configured skips)")
-    fig.tight_layout()
-    return save_figure(fig, save)
-
-
-@torch.no_grad()
-def prior_samples(model, n: int = 32, seed: int = 0, nrow: int = 8, save: Optional[str] = None):
-    """Images decoded from z ~ N(0, I); a figure that says why, when the config needs encoder skips."""
-    model.eval()
-    if model.config.needs_encoder:
-        fig, ax = plt.subplots(figsize=(8, 1.6))
-        ax.text(0.5, 0.5, f"No prior samples: skips={model.config.skips!r} needs encoder features\n"
-                          "that do not exist at sampling time (see notebook 07).", ha="center", va="center")
+def grids(images: dict, nrow: int = 8, title: str = ""):
+    """Image grids side by side, one per {title: images (N, C, H, W)}: e.g. 64 samples of each sampler."""
+    n = len(images)
+    rows = int(np.ceil(max(len(x) for x in images.values()) / nrow))
+    fig, axes = plt.subplots(1, n, figsize=(0.9 * nrow * n + 0.4, 0.9 * rows + 0.9), squeeze=False)
+    for ax, (name, x) in zip(axes[0], images.items()):
+        ax.imshow(_img(_grid(x, nrow)), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
         ax.axis("off")
-        return save_figure(fig, save)
-    images = model.sample(n, torch.Generator().manual_seed(seed))
-    return show_grid(images, nrow, f"{n} samples from the prior, z ~ N(0, I)", save)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def labelled_rows(rows: dict, title: str = ""):
+    """One row of images per entry of {label: images (N, C, H, W)}; every row has the same N."""
+    labels, images = list(rows), list(rows.values())
+    n, h = len(images[0]), images[0].shape[2] + 2
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.2 * len(rows) + 0.6))
+    ax.imshow(_img(_grid(torch.cat([im.detach().cpu() for im in images]), n)), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([(i + 0.5) * h for i in range(len(rows))], labels)
+    ax.set_xticks([])
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def reconstructions(model, x: torch.Tensor, title: str = ""):
+    """Inputs (top row) above their reconstructions from the posterior mean (bottom row)."""
+    model.eval()
+    rec = model.reconstruct(x.to(next(model.parameters()).device)).cpu()
+    return labelled_rows({"input": x, "reconstruction": rec}, title or "Reconstructions from the posterior mean")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -81,101 +87,72 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolation(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9, save: Optional[str] = None):
-    """Decode linear (top) and spherical (bottom) paths between the posterior means of two images.
-
-    With encoder skips, the skips are interpolated linearly too: they are part of what the decoder sees.
-    """
+def interpolation(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9):
+    """Decode linear (top) and spherical (bottom) paths between the posterior means of two images (C, H, W).
+    With encoder skips, the skips are interpolated linearly too: they are part of what the decoder sees."""
     model.eval()
-    dev = _device(model)
+    dev = next(model.parameters()).device
     (mu_a, _, sk_a), (mu_b, _, sk_b) = model.encode(x_a[None].to(dev)), model.encode(x_b[None].to(dev))
-    ts = torch.linspace(0, 1, steps)
-    rows = []
+    ts = torch.linspace(0, 1, steps).tolist()
+    rows = {}
     for path in ("linear", "spherical"):
-        for t in ts.tolist():
-            z = (1 - t) * mu_a + t * mu_b if path == "linear" else slerp(mu_a, mu_b, t)
-            skips = {k: (1 - t) * sk_a[k] + t * sk_b[k] for k in sk_a}
-            rows.append(model.decode(z, skips))
-    fig, ax = plt.subplots(figsize=(1.3 * steps, 3.0))
-    ax.imshow(_img(_grid(torch.cat(rows), steps)), cmap="gray", vmin=0, vmax=1)
-    h = x_a.shape[1]
-    ax.set_yticks([h / 2 + 2, 1.5 * h + 4], ["linear", "spherical"])
-    ax.set_xticks([(i + 0.5) * (x_a.shape[2] + 2) for i in range(steps)], [f"{t:.2f}" for t in ts.tolist()])
-    ax.set_xlabel("interpolation weight t (0: image A, 1: image B)")
-    ax.set_title("Interpolating between two encoded images")
+        codes = [(1 - t) * mu_a + t * mu_b if path == "linear" else slerp(mu_a, mu_b, t) for t in ts]
+        rows[path] = torch.cat([model.decode(z, {k: (1 - t) * sk_a[k] + t * sk_b[k] for k in sk_a}).cpu()
+                                for z, t in zip(codes, ts)])
+    fig = labelled_rows(rows, "Interpolating between the codes of two test images")
+    w = x_a.shape[2] + 2
+    fig.axes[0].set_xticks([(i + 0.5) * w for i in range(steps)], [f"{t:.2f}" for t in ts])
+    fig.axes[0].set_xlabel("interpolation weight t (0: image A, 1: image B)")
     fig.tight_layout()
-    return save_figure(fig, save)
-
-
-def top_channels(kl_per_channel: Sequence[float], k: int) -> list:
-    """The k latent channels with the largest rate (KL), most informative first."""
-    kl = torch.as_tensor(kl_per_channel)
-    return kl.argsort(descending=True)[:k].tolist()
+    return fig
 
 
 @torch.no_grad()
 def traversal(model, x: torch.Tensor, channels: Sequence[int], steps: int = 7, span: float = 3.0,
-              save: Optional[str] = None):
-    """One row per latent channel: that channel set from -span to +span (prior sigma = 1), the others held at
-    the image's posterior mean. Encoder skips, if any, stay those of the image."""
+              labels: Optional[Sequence[str]] = None):
+    """One row per latent channel: that channel set from -span to +span (prior sigma = 1), the others held at the
+    image's posterior mean; `labels` name each row (e.g. the factor the channel follows best)."""
     model.eval()
-    mu, _, skips = model.encode(x[None].to(_device(model)))
+    mu, _, skips = model.encode(x[None].to(next(model.parameters()).device))
     values = torch.linspace(-span, span, steps)
-    rows = []
-    for c in channels:
+    rows = {}
+    for i, c in enumerate(channels):
         z = mu.repeat(steps, 1, 1, 1)
         z[:, c] = values.view(-1, 1, 1).to(z)
-        rows.append(model.decode(z, {k: s.expand(steps, -1, -1, -1) for k, s in skips.items()}))
-    fig, ax = plt.subplots(figsize=(1.3 * steps + 1, 1.3 * len(channels) + 0.9))
-    ax.imshow(_img(_grid(torch.cat(rows), steps)), cmap="gray", vmin=0, vmax=1)
-    h, w = x.shape[1] + 2, x.shape[2] + 2
-    ax.set_yticks([(i + 0.5) * h for i in range(len(channels))], [f"z[{c}]" for c in channels])
-    ax.set_xticks([(i + 0.5) * w for i in range(steps)], [f"{v:+.1f}" for v in values.tolist()])
-    ax.set_xlabel("value of the latent channel (prior standard deviations)")
-    ax.set_title("Latent traversals: one channel varied, the others held")
+        name = f"z[{c}]" + (f"\n{labels[i]}" if labels else "")
+        rows[name] = model.decode(z, {k: s.expand(steps, -1, -1, -1) for k, s in skips.items()}).cpu()
+    fig = labelled_rows(rows, "Latent traversals: one channel varied, the others held")
+    w = x.shape[2] + 2
+    fig.axes[0].set_xticks([(i + 0.5) * w for i in range(steps)], [f"{v:+.1f}" for v in values.tolist()])
+    fig.axes[0].set_xlabel("value of the latent channel (prior standard deviations)")
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-def kl_per_channel(kl: Sequence[float], active: Optional[Sequence[bool]] = None, save: Optional[str] = None,
-                   title: str = ""):
-    """Bar chart of the rate (KL, nats per image) of each latent channel, largest first; channels marked
-    `active` (metrics.active_channels: their mean code varies over the data) in blue, the others grey."""
-    kl = np.asarray(kl, dtype=float)
-    order = np.argsort(kl)[::-1]
-    on = np.ones_like(kl, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+def rate_per_channel(rate: Sequence[float], active: Optional[Sequence[bool]] = None, title: str = ""):
+    """Bar chart of the rate (KL, nats per image) of each latent channel, largest first; `active` channels (their
+    mean code varies over the data) in blue, the others grey."""
+    rate = np.asarray(rate, dtype=float)
+    order = np.argsort(rate)[::-1]
+    on = np.ones_like(rate, dtype=bool) if active is None else np.asarray(active, dtype=bool)
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.bar(np.arange(len(kl)), kl[order], width=1.0, color=np.where(on[order], "tab:blue", "tab:gray"))
+    ax.bar(np.arange(len(rate)), rate[order], width=1.0, color=np.where(on[order], "tab:blue", "tab:gray"))
     ax.set_yscale("symlog", linthresh=0.01)
     ax.set_xlabel("latent channel, sorted by rate")
-    ax.set_ylabel("rate: KL (nats per image)")
-    ax.set_title(title or f"Rate per latent channel: {int(on.sum())} of {len(kl)} active")
+    ax.set_ylabel("rate (nats per image)")
+    ax.set_title(title or f"Rate per latent channel: {int(on.sum())} of {len(rate)} active (blue)")
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-@torch.no_grad()
-def posterior_means(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """(N, D) posterior means, flattened over the latent grid."""
-    model.eval()
-    dev = _device(model)
-    return torch.cat([model.encode(images[i:i + batch].to(dev))[0].flatten(1).cpu()
-                      for i in range(0, len(images), batch)])
-
-
-def embedding(means: torch.Tensor, colors: dict, save: Optional[str] = None, seed: int = 0):
-    """PCA (top row) and t-SNE (bottom row) of posterior means, one column per colouring: {name: values}.
-
-    A colouring given as a list of names is categorical (a legend); numbers get a colour bar.
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
+def embedding(means: torch.Tensor, colors: dict, seed: int = 0):
+    """PCA (top row) and t-SNE (bottom row) of posterior means (N, D), one column per colouring {name: values};
+    a colouring given as (codes, names) is categorical (a legend below the panel), numbers get a colour bar."""
     X = means.numpy().astype(np.float64)
     X = X[:, X.std(0) > 1e-8] if (X.std(0) > 1e-8).any() else X
     pca = PCA(n_components=2, random_state=seed).fit_transform(X)
     tsne = TSNE(n_components=2, random_state=seed, init="pca", perplexity=min(30, len(X) - 1)).fit_transform(X)
-    fig, axes = plt.subplots(2, len(colors), figsize=(3.6 * len(colors), 7.0), squeeze=False)
+    fig, axes = plt.subplots(2, len(colors), figsize=(4.2 * len(colors), 8.6), squeeze=False)
     for j, (name, values) in enumerate(colors.items()):
         for i, (method, pts) in enumerate((("PCA", pca), ("t-SNE", tsne))):
             ax = axes[i, j]
@@ -183,108 +160,113 @@ def embedding(means: torch.Tensor, colors: dict, save: Optional[str] = None, see
                 codes, names = values
                 for k, label in enumerate(names):
                     m = np.asarray(codes) == k
-                    ax.scatter(pts[m, 0], pts[m, 1], s=6, label=label)
-                if i == 0:
-                    ax.legend(fontsize=7, markerscale=2, loc="best")
+                    ax.scatter(pts[m, 0], pts[m, 1], s=9, label=label)
+                if i == 1:
+                    ax.legend(fontsize=10, markerscale=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
             else:
-                sc = ax.scatter(pts[:, 0], pts[:, 1], c=np.asarray(values), s=6, cmap="viridis")
+                sc = ax.scatter(pts[:, 0], pts[:, 1], c=np.asarray(values), s=9, cmap="viridis")
                 fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
-            ax.set_title(f"{method}, coloured by {name}", fontsize=9)
-            ax.set_xlabel(f"{method} 1")
-            ax.set_ylabel(f"{method} 2")
-            ax.tick_params(labelsize=7)
-    fig.suptitle(f"Posterior means of {len(X)} test images in 2-D")
+            ax.set_title(f"{method}, coloured by {name}", fontsize=12)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"Posterior means of {len(X)} test images in 2-D", fontsize=13)
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
 def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names: Sequence[str],
-                       channels: Sequence[int], save: Optional[str] = None):
-    """|Pearson correlation| between each true factor and each chosen latent channel's posterior mean.
-
-    Shape is left out: it is categorical, so a correlation with its code number means nothing (the linear probe
-    of metrics.shape_probe measures it). So is a rotation that spans a quarter turn or more: a square turned by 90
-    degrees is the same image, so no single number per channel could follow it (the default shapes turn by at most
-    30 degrees either way).
-    """
-    from .metrics import factor_correlations  # late import: metrics imports the training loop
-
+                       channels: Sequence[int]):
+    """|Pearson r| between each continuous true factor and the given latent channels, plus each factor's best
+    channel of all; the value is written in every cell. Shape is left out: it is categorical (the linear probe
+    measures it). So is a rotation of a quarter turn or more, which no single number per channel could follow."""
     keep = [j for j, n in enumerate(factor_names) if n != "shape" and
             (n != "rotation" or float(factors[:, j].max() - factors[:, j].min()) < np.pi / 2)]
-    corr = factor_correlations(means[:, list(channels)], factors[:, keep]).numpy()  # (F, channels)
+    full = factor_correlations(means, factors[:, keep])  # (F, D)
+    best = full.argmax(1).tolist()
+    cols = list(channels) + [c for c in dict.fromkeys(best) if c not in channels]
+    corr = full[:, cols].numpy()
     names = [factor_names[j] for j in keep]
-    fig, ax = plt.subplots(figsize=(0.45 * len(channels) + 2.5, 0.45 * len(names) + 1.6))
+    fig, ax = plt.subplots(figsize=(0.62 * len(cols) + 2.6, 0.55 * len(names) + 1.8))
     im = ax.imshow(corr, vmin=0, vmax=1, cmap="magma", aspect="auto")
-    ax.set_xticks(range(len(channels)), [str(c) for c in channels], rotation=90, fontsize=8)
+    for (i, j), v in np.ndenumerate(corr):
+        bold = cols[j] == best[i]
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, fontweight="bold" if bold else "normal",
+                color="black" if v > 0.55 else "white")
+    ax.set_xticks(range(len(cols)), [f"z[{c}]" for c in cols], rotation=90, fontsize=8)
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("latent channel (highest rate first)")
-    ax.set_ylabel("true factor")
-    ax.set_title("Which channel follows which factor: |correlation|")
-    fig.colorbar(im, ax=ax, label="|Pearson r|")
+    ax.set_xlabel(f"latent channel: the {len(channels)} with the highest rate, then each factor's best (bold)")
+    ax.set_title("Which channel follows which factor: |Pearson r|")
+    fig.colorbar(im, ax=ax, label="|r|")
     fig.tight_layout()
-    fig.corr, fig.factor_names = corr, names  # the numbers behind the picture, for the notebook to quote
-    return save_figure(fig, save)
+    return fig
 
 
-def plot_history(history: dict, save: Optional[str] = None, title: str = "Training"):
-    """Loss curves: total, reconstruction and KL (nats per image), training steps and validation epochs."""
-    steps = history["step"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for ax, key, label in zip(axes, ("loss", "recon", "kl"), ("objective (with β)", "reconstruction", "KL")):
-        ax.plot([r["epoch"] for r in steps], [r[key] for r in steps], lw=1, label="train (per step)")
-        val_key = {"loss": "val_neg_elbo", "recon": "val_recon", "kl": "val_kl"}[key]
-        ep = history.get("epoch", [])
+def _log_axis(ax):
+    ax.set_yscale("log", nonpositive="clip")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_history(history: dict, title: str = "Training"):
+    """The objective, its distortion and its rate (nats per image) against the epoch: training batches as lines,
+    validation (beta = 1, the true -ELBO) as dots; beta dashed on the rate panel."""
+    steps, ep = history["step"], history.get("epoch", [])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (("loss", "val_neg_elbo", "objective (with β); validation: −ELBO"), ("distortion", "val_distortion",
+              "distortion: −log p(x|z)"), ("rate", "val_rate", "rate: KL(q(z|x) ‖ p(z))"))
+    for ax, (key, val_key, label) in zip(axes, panels):
+        ax.plot([r["epoch"] for r in steps], [r[key] for r in steps], lw=1, label="training batches")
         if ep:
-            ax.plot([r["epoch"] for r in ep], [r[val_key] for r in ep], "o-", label="validation (−ELBO)"
-                    if key == "loss" else "validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per image")
-        ax.set_title(label)
-        ax.set_yscale("log" if key != "kl" else "symlog")  # KL can spike during warm-up, then sit near 0
+            ax.plot([r["epoch"] for r in ep], [r[val_key] for r in ep], "o-", label="validation")
+        ax.set(xlabel="epoch", ylabel="nats per image", title=label)
+        _log_axis(ax)
         ax.legend(fontsize=8)
-    if any("beta" in r for r in steps):
-        twin = axes[2].twinx()
-        twin.plot([r["epoch"] for r in steps], [r["beta"] for r in steps], color="tab:gray", lw=0.8, ls="--")
-        twin.set_ylabel("β (KL weight, dashed)")
+    twin = axes[2].twinx()
+    twin.plot([r["epoch"] for r in steps], [r["beta"] for r in steps], color="tab:gray", lw=0.8, ls="--")
+    twin.set_ylabel("β, the weight on the rate (dashed)")
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-def labelled_rows(rows: dict, title: str = "", save: Optional[str] = None):
-    """One row of images per entry of {label: images (N, C, H, W)}; every row has the same N."""
-    labels, images = list(rows), list(rows.values())
-    n, h = len(images[0]), images[0].shape[2] + 2
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.2 * len(rows) + 0.6))
-    ax.imshow(_img(_grid(torch.cat([im.cpu() for im in images]), n)), cmap="gray", vmin=0, vmax=1)
-    ax.set_yticks([(i + 0.5) * h for i in range(len(rows))], labels)
-    ax.set_xticks([])
-    ax.set_title(title)
-    fig.tight_layout()
-    return save_figure(fig, save)
-
-
-def grids(images: dict, nrow: int = 6, title: str = "", save: Optional[str] = None):
-    """Image grids side by side, one per {title: images (N, C, H, W)}: e.g. two versions of a dataset."""
-    n = len(images)
-    rows = int(np.ceil(max(len(x) for x in images.values()) / nrow))
-    fig, axes = plt.subplots(1, n, figsize=(1.1 * nrow * n + 0.4, 1.1 * rows + 0.8), squeeze=False)
-    for ax, (name, x) in zip(axes[0], images.items()):
-        ax.imshow(_img(_grid(x, nrow)), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name)
-        ax.axis("off")
+def loss_curves(histories: dict, title: str = ""):
+    """Distortion, rate and beta against the training step, one line per {run name: train() history}."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for name, history in histories.items():
+        for ax, key in zip(axes, ("distortion", "rate", "beta")):
+            ax.plot([r["step"] for r in history["step"]], [r[key] for r in history["step"]], lw=1.2, label=name)
+    for ax, label in zip(axes, ("distortion: −log p(x|z)", "rate: KL(q(z|x) ‖ p(z))", "β, the weight on the rate")):
+        ax.set(title=label, xlabel="training step", ylabel="β" if "β," in label else "nats per image")
+        ax.legend(fontsize=8)
+    _log_axis(axes[0])
     fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-FACTOR_UNITS = {"shape": "", "scale": "size (x base size)", "rotation": "angle (radians)",
-                "x": "centre (fraction of width)", "y": "centre (fraction of height)", "hue": "hue (fraction of a turn)"}
+def compare_runs(histories: dict, title: str = ""):
+    """Validation -ELBO against images seen, one line per {name: history}, on log axes: where one run stands on
+    another's curve."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, history in histories.items():
+        ep = history["epoch"]
+        ax.plot([r["images"] for r in ep], [r["val_neg_elbo"] for r in ep], "o-", ms=4, label=name)
+    ax.set_xscale("log")
+    _log_axis(ax)
+    ax.set(xlabel="images seen in training", ylabel="validation −ELBO (nats per image)", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
-def factor_histograms(dataset, title: str = "", save: Optional[str] = None):
-    """How often each value of each factor occurs in a shapes dataset (data.ImageDataset with factors): one bar
-    per grid value; the shape's bars are named (data.SHAPES), the other factors' stand at their values."""
+FACTOR_UNITS = {"scale": "size (x base size)", "rotation": "angle (radians)", "x": "centre (fraction of width)",
+                "y": "centre (fraction of height)", "hue": "hue (fraction of a turn)"}
+
+
+def factor_histograms(dataset, title: str = ""):
+    """How often each value of each factor occurs in a shapes dataset: one bar per grid value; the shape's bars
+    are named, the other factors' stand at their values."""
     names = dataset.factor_names
     fig, axes = plt.subplots(1, len(names), figsize=(2.9 * len(names), 2.7), sharey=True, squeeze=False)
     for j, (ax, name) in enumerate(zip(axes[0], names)):
@@ -301,24 +283,54 @@ def factor_histograms(dataset, title: str = "", save: Optional[str] = None):
     axes[0, 0].set_ylabel("images")
     fig.suptitle(title or f"The factors of {len(dataset):,} images of {dataset.name!r}")
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig
 
 
-def loss_curves(histories: dict, title: str = "", save: Optional[str] = None):
-    """Distortion, rate and the KL weight β against the training step, one line per {run name: train() history},
-    from the history's step log (training batches, nats per image)."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for name, history in histories.items():
-        steps = history["step"]
-        for ax, key in zip(axes, ("recon", "kl", "beta")):
-            ax.plot([r["step"] for r in steps], [r[key] for r in steps], lw=1.2, label=name)
-    labels = ("distortion: −log p(x|z)", "rate: KL(q(z|x) ‖ p(z))", "β, the weight on the rate")
-    for ax, label in zip(axes, labels):
-        ax.set_title(label)
-        ax.set_xlabel("training step")
-        ax.set_ylabel("nats per image" if "β" not in label else "β")
-        ax.legend(fontsize=8)
-    axes[0].set_yscale("log")
-    fig.suptitle(title)
+# --- the architecture, drawn from spec.py ---------------------------------------------------------------
+
+def _box(ax, x, y, w, h, text, color, size=8.5):
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                fc=color, ec="#404040", lw=0.8))
+    ax.text(x, y, text, ha="center", va="center", fontsize=size)
+
+
+def _arrow(ax, a, b, **kw):
+    ax.add_patch(FancyArrowPatch(a, b, **{"arrowstyle": "-|>", "mutation_scale": 10, "lw": 1.0, "color": "#404040",
+                                          **kw}))
+
+
+def architecture_figure():
+    """A U-shaped diagram of the spec from the rows of spec.py: encoder stages down the left, decoder stages up the
+    right, the latent at the bottom, and one dashed arrow per "Add Skip Connection" row."""
+    fig, ax = plt.subplots(figsize=(13, 8.2))
+    xe, xd, w, h, dy = 2.6, 10.4, 4.6, 0.78, 1.15
+    y = lambda level: -level * dy  # noqa: E731  level k sits at H/2**k
+    inp = spec.ENCODER[0]
+    _box(ax, xe, y(0), w, h, f"{inp.step}: {inp.operation}\n{inp.symbolic()}", "white")
+    for k, (_, (c1, _, pool)) in enumerate(spec.encoder_stages(), start=1):
+        _box(ax, xe, y(k), w, h, f"{c1.step}–{pool.step}: 2 × {c1.operation}\n+ {pool.operation} → {pool.symbolic()}",
+             "#cfe2f3")
+        _arrow(ax, (xe, y(k - 1) - h / 2), (xe, y(k) + h / 2))
+    stats, latent = spec.ENCODER[-2], spec.ENCODER[-1]
+    xl = (xe + xd) / 2
+    _box(ax, xl, y(6), 5.2, h, f"{stats.step}: {stats.operation} ({stats.symbolic()})\n"
+                               f"{latent.step}: {latent.operation} → z {latent.symbolic()}", "#d9ead3")
+    _arrow(ax, (xe, y(5) - h / 2), (xl - 1.5, y(6) + h / 2))
+    prev = (xl + 1.5, y(6) + h / 2)
+    for _, (up, skip, c1, c2) in spec.decoder_stages():
+        level = spec.skip_level(skip)
+        _box(ax, xd, y(level), w + 0.6, h, f"{up.step}–{c2.step}: {up.operation}\n+ skip, 2 × {c1.operation} → "
+                                            f"{c2.symbolic()}", "#f9e0c7")
+        _arrow(ax, prev, (xd, y(level) - h / 2))
+        prev = (xd, y(level) + h / 2)
+        _arrow(ax, (xe + w / 2, y(level)), (xd - (w + 0.6) / 2, y(level)), linestyle="--", color="#7f7f7f")
+        ax.text(xl, y(level) + 0.12, f"skip → decoder {skip.step}", ha="center", va="bottom", fontsize=8,
+                color="#505050")
+    ax.text(xd, y(0) + h / 2 + 0.25, "output: sigmoid → (H, W, C) in [0, 1]", ha="center", fontsize=9)
+    ax.set_xlim(-0.2, 13.2)
+    ax.set_ylim(y(6) - 0.8, 0.9)
+    ax.axis("off")
+    ax.set_title("VAE-SkipNet, drawn from vae_utils/spec.py: encoder (left), latent (bottom), decoder (right)",
+                 fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, save)
+    return fig

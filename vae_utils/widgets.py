@@ -1,4 +1,4 @@
-"""An interactive latent explorer, with ipywidgets core widgets only (works with ipywidgets 7 and 8, so in Colab).
+"""The latent explorer: sliders on latent channels redraw the decoded image (ipywidgets 7 and 8, so Colab too).
 
 Sliders over the most active latent channels (continuous_update=False) redraw the decoded image; a dropdown
 picks the starting test image; a button resets the sliders to that image's posterior mean. Without a front end
@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+import ipywidgets as w
 import numpy as np
 import torch
+from IPython.display import display
 from PIL import Image
 
 from . import viz
@@ -32,8 +34,6 @@ class LatentExplorer:
 
     def __init__(self, model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = (),
                  span: float = 3.0):
-        import ipywidgets as w
-
         self.model, self.images, self.channels = model.eval(), images, list(channels)
         options = [(f"test image {i}" + (f" ({labels[i]})" if len(labels) > i else ""), i) for i in range(len(images))]
         self.picker = w.Dropdown(options=options, value=0, description="start from")
@@ -81,13 +81,10 @@ class LatentExplorer:
             self.image.value = _png(self.decoded())
 
 
-def show_explorer(model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = (),
-                  static_save: str | None = None):
+def show_explorer(model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = ()):
     """Display the explorer and, for readers without a live kernel (GitHub, nbval, papermill), a static
     traversal of the same channels; returns the explorer."""
-    from IPython.display import display
-
     explorer = LatentExplorer(model, images, channels, labels)
     display(explorer.widget)
-    viz.traversal(model, images[0], channels, save=static_save)
+    viz.traversal(model, images[0], channels)
     return explorer

@@ -1,4 +1,4 @@
-"""Performance helpers: the machine's matmul rate, FLOPs of a training step, a timing harness, peak memory.
+"""Performance helpers of the benchmarks: the matmul rate, FLOPs of a training step, timing, peak memory.
 
 The roofline here is the simplest one: a step cannot run faster than its FLOPs at the rate of a large matrix
 multiply in the same precision. `benchmarks/throughput.py` reports every training mode as a fraction of it.
@@ -8,7 +8,6 @@ backward), not element-wise work.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import resource
 import statistics
@@ -16,6 +15,8 @@ import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from vae_utils.train import train_step
 
 
 def set_threads(n: int | None = None) -> int:
@@ -66,8 +67,6 @@ def step_flops(step, batch_size: int) -> float:
 
 def train_step_flops(model, x, cfg) -> float:
     """FLOPs per image of one `train.train_step` on batch x, on a copy of the model (its weights are untouched)."""
-    from .train import train_step  # late import: train imports the model, perf should not need it at import
-
     model = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the optimiser does no counted FLOPs
     return step_flops(lambda: train_step(model, opt, x, cfg, beta=1.0), x.shape[0])
@@ -110,64 +109,9 @@ def memory_mb() -> float:
     return 0.0 if rss is None else rss
 
 
-@functools.lru_cache(maxsize=None)
-def _cpuinfo() -> dict:
-    """The first processor's fields of /proc/cpuinfo ({} where there is no such file); read once per process."""
-    info = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # the first processor is enough: the others repeat it
-                key, _, value = line.partition(":")
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return info
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, or the platform's processor string."""
-    import platform
-
-    return _cpuinfo().get("model name") or platform.processor() or "unknown CPU"
-
-
-def cpu_flags() -> set:
-    """The CPU's feature flags from /proc/cpuinfo (e.g. "avx2", "avx512f", "avx512_bf16", "amx_bf16"); empty elsewhere."""
-    return set(_cpuinfo().get("flags", "").split())
-
-
-def _torch_check(owner, name: str):
-    """torch's own check `owner.name()` (private and absent in older releases), or None where it is missing."""
-    fn = getattr(owner, name, None)
-    try:
-        return bool(fn()) if fn is not None else None
-    except RuntimeError:
-        return None
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_native_bf16() -> bool:
-    """True where bf16 matmuls and convolutions run natively on this CPU: AVX512-BF16 or AMX in the hardware,
-    and oneDNN not capped below them (ONEDNN_MAX_CPU_ISA=AVX2 turns them off, leaving bf16 emulated, about 50x
-    slower than fp32 in a matmul)."""
-    hardware = [_torch_check(torch.cpu, "_is_avx512_bf16_supported"), _torch_check(torch.cpu, "_is_amx_tile_supported")]
-    if all(h is None for h in hardware):  # an older torch: read the flags
-        hardware = [bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})]
-    if not any(hardware):
-        return False
-    ops = getattr(torch.ops, "mkldnn", None)
-    onednn = _torch_check(ops, "_is_mkldnn_bf16_supported") if ops is not None else None
-    return onednn is not False  # None: no way to ask oneDNN, so trust the hardware
-
-
-def cpu_summary() -> str:
-    """One line on this CPU for timings that travel: model, cores, vector extensions, native bf16 or not."""
-    flags = cpu_flags()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AMX", "amx_tile")) if flag in flags]
-    used = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()  # ATEN_CPU_CAPABILITY caps it
-    bf16 = "native bf16" if cpu_native_bf16() else "no native bf16 (emulated)"
-    return (f"{cpu_name()}, {cores} CPUs, {'/'.join(isa) or 'no AVX2'}"
-            f"{f' (torch kernels: {used})' if used else ''}, {bf16}")
+def set_inplace_activations(model, inplace: bool):
+    """Switch every activation of `model` to in-place (the package's default) or out-of-place; returns it."""
+    for m in model.modules():
+        if isinstance(m, (torch.nn.LeakyReLU, torch.nn.ReLU)):
+            m.inplace = inplace
+    return model
