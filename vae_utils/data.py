@@ -44,8 +44,8 @@ class ShapesStyle:
 
 
 STYLES = {
-    # the default: objects about 22-36 px across, turned at most 30 degrees either way, so that shape is most of
-    # what differs between two images and a CPU can learn it in minutes (notebook 01 compares the two)
+    # the default: objects about 22-36 px across, turned at most 30 degrees either way, so that shape moves more of
+    # the pixels between two images than at dSprites' sizes (the levers table of docs/design.md compares the two)
     "shapes": ShapesStyle(base_size=0.28, scale=(0.6, 1.0, 6), rotation=(-math.pi / 6, math.pi / 6, 13),
                           position=(0.34, 0.66, 24)),
     # dSprites' proportions: objects 13-26 px across at any angle; position dominates the likelihood
