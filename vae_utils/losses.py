@@ -66,7 +66,9 @@ def importance_weighted_bound(model, x: torch.Tensor, k: int, likelihood: str = 
     """The IWAE bound of each image (B,), nats: log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x).
 
     K = 1 is the ELBO; the bound rises with K towards log p(x). The decoder sees the model's own skips, if any.
+    x may live anywhere: it is moved to the model's device, and the bounds come back on the CPU.
     """
+    x = x.to(next(model.parameters()).device)
     mu, logvar, skips = model.encode(x)  # (B, 256, h, w) each
     std = torch.exp(0.5 * logvar)
     log_w = []
@@ -78,4 +80,4 @@ def importance_weighted_bound(model, x: torch.Tensor, k: int, likelihood: str = 
         log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).flatten(2).sum(2)  # (K', B)
         log_qz = (-0.5 * eps.pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).flatten(2).sum(2)
         log_w.append(log_px.view(len(eps), -1) + log_pz - log_qz)
-    return torch.logsumexp(torch.cat(log_w), 0) - math.log(k)
+    return (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).cpu()

@@ -70,11 +70,12 @@ class LatentExplorer:
 
     @torch.no_grad()
     def decoded(self) -> torch.Tensor:
-        """The image decoded from the posterior mean with the slider channels replaced by the slider values."""
+        """The image (C, H, W), on the CPU, decoded from the posterior mean with the slider channels replaced by the
+        slider values."""
         z = self.mu.clone()
         for s, c in zip(self.sliders, self.channels):
             z[:, c] = s.value
-        return self.model.decode(z, self.skips)[0]
+        return self.model.decode(z, self.skips)[0].cpu()
 
     def redraw(self):
         if not getattr(self, "_quiet", False):
