@@ -1,10 +1,15 @@
-"""Checkpoints, resumable and weights-only: exact round trips, atomic writes, safe loading, clear errors for bad files."""
+"""Checkpoints, resumable and weights-only: exact round trips, atomic writes, safe loading onto the CPU, clear errors
+for bad files."""
+import zipfile
+
 import pytest
 import torch
 
 from vae_utils import SkipVAE, VAEConfig
-from vae_utils.checkpoint import WEIGHTS_FORMAT, CheckpointError, export_weights, load_checkpoint, save_checkpoint
-from vae_utils.perf import cpu_summary
+from vae_utils.checkpoint import (WEIGHTS_FORMAT, CheckpointError, export_weights, load_checkpoint, read_checkpoint,
+                                  save_checkpoint)
+from vae_utils.data import make_loaders
+from vae_utils.train import TrainConfig, train
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -90,7 +95,7 @@ def _trained_a_step(**kw):
 def test_weights_only_exports_are_a_third_and_a_sixth_of_a_resumable_checkpoint(tmp_path):
     model, opt = _trained_a_step()
     n = sum(p.numel() for p in model.parameters())
-    full = save_checkpoint(tmp_path / "full.pt", model, opt, epoch=1).stat().st_size
+    full = save_checkpoint(tmp_path / "full.pt", model, optimizer=opt.state_dict(), epoch=1).stat().st_size
     fp32 = export_weights(tmp_path / "w32.pt", model, dtype=torch.float32).stat().st_size
     fp16 = export_weights(tmp_path / "w16.pt", model).stat().st_size  # fp16 is the default
     assert 4 * n < fp32 < 4 * n * 1.02 and 2 * n < fp16 < 2 * n * 1.03  # the weights, and little else
@@ -107,7 +112,7 @@ def test_weights_only_round_trip_and_summary(tmp_path):
     raw = torch.load(tmp_path / "w16.pt", weights_only=True)  # plain data: safe to load from anywhere
     assert raw["format"] == WEIGHTS_FORMAT and raw["dtype"] == "float16" and "optimizer" not in raw
     assert raw["identity"] == identity and raw["model_config"] == model.config.to_dict()
-    assert raw["summary"]["images_seen"] == 24000 and raw["summary"]["cpu"] == cpu_summary()
+    assert raw["summary"] == summary
     assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
     x = torch.rand(2, 1, 64, 64)
     exact, _ = load_checkpoint(tmp_path / "w32.pt")
@@ -137,3 +142,61 @@ def test_bad_weights_files_name_what_was_expected(tmp_path):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="dtype must be torch.float16, torch.bfloat16 or torch.float32"):
         export_weights(tmp_path / "w4.pt", model, dtype=torch.int8)
+
+
+# --- onto the CPU, whatever wrote the file -------------------------------------------------------------------
+
+def _as_if_saved_on_a_gpu(path):
+    """Rewrite a torch.save file so that every tensor says it was saved from cuda:0, as a GPU run's file does."""
+    with zipfile.ZipFile(path) as z:
+        entries = {i.filename: z.read(i.filename) for i in z.infolist()}
+    pkl = next(n for n in entries if n.endswith("/data.pkl"))
+    cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"  # pickle protocol 2's location string
+    assert entries[pkl].count(cpu) >= 1
+    entries[pkl] = entries[pkl].replace(cpu, cuda)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    if not torch.cuda.is_available():  # the file really asks for a GPU: a plain torch.load refuses it here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    return path
+
+
+def test_a_gpu_runs_checkpoint_opens_on_the_cpu_and_its_rng_state_is_usable(tmp_path):
+    path = tmp_path / "run.pt"
+    tr, te = make_loaders(n_train=8, n_test=8, batch_size=8)
+    torch.manual_seed(0)
+    train(SkipVAE(in_channels=1, skips="none"), tr, te,
+          TrainConfig(epochs=1, progress=False, device="cpu", precision="fp32"), checkpoint=path)
+    _as_if_saved_on_a_gpu(path)
+    ckpt = read_checkpoint(path)
+    tensors = [v for v in ckpt["model"].values()] + [ckpt["rng"]["torch"]]
+    tensors += [v for s in ckpt["optimizer"]["state"].values() for v in s.values() if torch.is_tensor(v)]
+    assert all(t.device.type == "cpu" for t in tensors)
+    state = ckpt["rng"]["torch"]
+    assert state.dtype == torch.uint8  # the ByteTensor that torch.set_rng_state takes
+    torch.set_rng_state(state)
+    a = torch.rand(3)
+    torch.set_rng_state(state)
+    assert torch.equal(a, torch.rand(3))
+    model, _ = load_checkpoint(path)
+    assert model.device.type == "cpu"
+
+
+def test_a_weights_file_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    model, _ = _trained_a_step()
+    path = _as_if_saved_on_a_gpu(export_weights(tmp_path / "w.pt", model, dtype=torch.float32))
+    loaded, _ = load_checkpoint(path, "cpu")
+    x = torch.rand(1, 1, 64, 64)
+    assert loaded.device.type == "cpu" and torch.equal(loaded.eval().reconstruct(x), model.reconstruct(x))
+
+
+def test_the_grad_scaler_state_is_stored_and_read_back(tmp_path):
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    path = save_checkpoint(tmp_path / "m.pt", SkipVAE(in_channels=1), epoch=1, scaler=scaler.state_dict())
+    stored = read_checkpoint(path)["scaler"]
+    assert stored == scaler.state_dict() and stored["scale"] == 1024.0
+    fresh = torch.amp.GradScaler("cpu")
+    fresh.load_state_dict(stored)
+    assert fresh.get_scale() == 1024.0

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vae_utils.data import (GRID, NAMES, STYLES, DatasetUnavailable, make_dataset, make_loaders, render_shapes)
+from vae_utils.data import (DEFAULT_SIZES, NAMES, STYLES, DatasetUnavailable, make_dataset, make_loaders,
+                            render_shapes)
 
 
 def test_shapes_is_deterministic_for_a_seed():
@@ -132,9 +133,13 @@ def test_bad_image_size(size):
         make_dataset(image_size=size, size=10)
 
 
-def test_grid_is_large_enough_for_the_default_splits():
-    total = np.prod([len(GRID[n]) for n in ("shape", "scale", "rotation", "x", "y")])
-    assert total >= 2 * 22_000
+@pytest.mark.parametrize("style", list(STYLES))
+def test_grid_is_large_enough_for_the_default_splits(style):
+    grid = STYLES[style].grid()
+    total = np.prod([len(grid[n]) for n in ("shape", "scale", "rotation", "x", "y")])
+    assert total >= 2 * max(DEFAULT_SIZES.values())  # train takes the permutation's start, test its end
+    with pytest.raises(ValueError, match=r"size must lie in 1\.\."):
+        make_dataset(style, size=int(total // 2) + 1)
 
 
 @pytest.mark.parametrize("style", list(STYLES))

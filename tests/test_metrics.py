@@ -1,16 +1,15 @@
-"""Metrics against closed forms and constructed extremes."""
+"""Metrics against closed forms and constructed extremes, and the one registry of their names."""
 import math
 
 import pytest
 import torch
 
 from vae_utils import SkipVAE
-from vae_utils.data import make_loaders
-from vae_utils.train import TrainConfig, train
-from vae_utils.losses import kl_divergence
-from vae_utils.metrics import (active_channels, classify, evaluate_all, factor_correlations, frechet_distance,
+from vae_utils.data import make_dataset, make_loaders
+from vae_utils.metrics import (METRICS, classify, evaluate_all, factor_correlations, format_table, frechet_distance,
                                inception_score, latent_reliance, load_judge, psnr, real_baseline, shape_probe,
                                train_classifier)
+from vae_utils.train import TrainConfig, train
 
 
 def test_frechet_distance_of_identical_features_is_zero():
@@ -87,35 +86,6 @@ def test_evaluate_all_marks_what_a_config_cannot_do():
     assert out["inception_score"] >= 1.0 and out["frechet"] >= 0
 
 
-def test_mlp_baseline_fits_the_same_training_step_and_metrics():
-    from vae_utils.baselines import MLPVAE
-    from vae_utils.train import TrainConfig, train_step
-
-    torch.manual_seed(0)
-    train, test = _loader()
-    model = MLPVAE(in_channels=1, image_size=(64, 64))
-    assert sum(p.numel() for p in model.fc1.parameters()) == 64 * 64 * 400 + 400  # 4096-400-20, pytorch/examples style
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, _ = next(iter(train))
-    first = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False, precision="fp32"), beta=1.0).total.item()
-    for _ in range(20):
-        last = train_step(model, opt, x, TrainConfig(progress=False, channels_last=False, precision="fp32"), beta=1.0).total.item()
-    assert last < first
-    out = evaluate_all(model, test, None, TrainConfig(progress=False, channels_last=False, precision="fp32"))
-    assert out["active_units"] <= 20 and math.isfinite(out["psnr"])
-
-
-def test_active_units_follow_burda_not_the_rate():
-    g = torch.Generator().manual_seed(0)
-    mu = torch.zeros(500, 4)
-    mu[:, 0] = torch.randn(500, generator=g)  # varies with the image: active
-    mu[:, 1] = 2.0  # the same nonzero code for every image: pays a rate, carries nothing
-    mu[:, 2] = 0.05 * torch.randn(500, generator=g)  # Var 0.0025 < 0.01
-    rate = kl_divergence(mu, torch.zeros_like(mu)).mean(0)
-    assert rate[1] == pytest.approx(2.0)  # 0.5 * mu^2
-    assert active_channels(mu).tolist() == [True, False, False, False]
-
-
 def test_the_probe_reads_a_linear_code_and_not_noise():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (800,), generator=g)
@@ -137,16 +107,32 @@ def test_factor_correlations_match_numpy():
 
 
 def test_the_shipped_judge_knows_the_shapes():
-    from vae_utils.data import make_dataset
-
     test = make_dataset("shapes", "test", size=500)
     base = real_baseline(load_judge(), test.images, test.labels)
-    assert base["accuracy"] >= 0.98 and base["inception_score"] >= 3.5  # issue 13: it must stay discriminative
+    assert base["accuracy"] >= 0.98 and base["inception_score"] >= 3.5  # it tells the shapes apart
 
 
 def test_evaluate_all_reports_the_probe_and_the_factors_with_a_train_set():
     train, test = _loader()
     out = evaluate_all(SkipVAE(in_channels=1, skips="none"), test, load_judge(), n_samples=64,
                        train_set=train.dataset, gmm=True)
-    assert 0 <= out["probe"] <= 1 and {"r_shape", "r_scale", "r_x", "r_y"} <= set(out)
+    assert 0 <= out["probe"] <= 1 and {"r_scale", "r_rotation", "r_x", "r_y"} <= set(out)
     assert out["gmm_inception_score"] >= 1.0 and out["gmm_frechet"] >= 0
+    assert set(METRICS) <= set(out)  # the registry names what evaluate_all returns
+    assert all(out[k] is not None for k in METRICS)  # a sampling model with a judge and a train set: every number
+    assert "untrained" in format_table({"untrained": out}, tuple(METRICS))  # every registered format fits its number
+
+
+def test_the_registry_gives_every_metric_a_label_a_format_and_a_direction():
+    assert {m.better for m in METRICS.values()} <= {"higher", "lower", ""}
+    assert METRICS["neg_elbo"].better == "lower" and METRICS["psnr"].better == "higher"
+    assert len({m.short for m in METRICS.values()}) == len(METRICS)  # column headers tell metrics apart
+
+
+def test_format_table_prints_each_configuration_and_na_where_a_number_cannot_exist():
+    rows = {"all skips (spec)": {"psnr": 31.2345, "frechet": None, "active_units": 3},
+            "no skips": {"psnr": 18.0, "frechet": 412.4, "active_units": 12}}
+    lines = format_table(rows, ("psnr", "frechet", "active_units")).splitlines()
+    assert lines[0].startswith("configuration") and all(METRICS[k].short in lines[0] for k in rows["no skips"])
+    assert lines[1].split()[-3:] == ["31.2", "n/a", "3"] and lines[2].split()[-3:] == ["18.0", "412", "12"]
+    assert len({len(line) for line in lines}) == 1  # fixed width: the columns line up

@@ -176,3 +176,10 @@ def test_kaiming_init_keeps_the_signal_through_the_encoder():
 
     assert 0.5 < fade("kaiming") < 4.0  # He et al.: the scale is kept, up to a small factor
     assert fade("torch") < 0.25
+
+
+def test_device_is_where_the_weights_live():
+    """Inputs go to `model.device` (x.to(model.device)), whichever device the model was moved to."""
+    model = SkipVAE(in_channels=1)
+    assert model.device == torch.device("cpu")
+    assert model.to("meta").device == torch.device("meta")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tools.kernels import execute_notebook
+from vae_utils import config
 from vae_utils.checkpoint import load_checkpoint, read_checkpoint
-from vae_utils import tutorial_config as tc
-from vae_utils.params import SMOKE_STUDY, skip_study_run, train_run
+from vae_utils.config import study_run, train_run
 
 ROOT = pytest.importorskip("pathlib").Path(__file__).resolve().parents[1]
 NB = ROOT / "notebooks" / "05_train.ipynb"
@@ -34,7 +34,7 @@ def test_05_with_tiny_parameters_writes_its_artefacts(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["neg_elbo"] == pytest.approx(metrics["distortion"] + metrics["rate"], rel=1e-4)
     assert metrics["images_seen"] == 64 and metrics["seconds"] > 0  # 2 steps of 32: the training rate's parts
-    assert {"recon_accuracy", "psnr", "inception_score", "frechet", "probe", "r_x", "minutes", "cpu"} <= metrics.keys()
+    assert {"recon_accuracy", "psnr", "inception_score", "frechet", "probe", "r_x", "minutes", "machine"} <= metrics.keys()
     assert metrics["precision"] == ckpt["identity"]["train"]["precision"] in ("fp32", "bf16")
     weights, exported = load_checkpoint(out / "weights.pt")  # the weights-only export beside the checkpoint
     assert exported["summary"]["images_seen"] == 64 and exported["identity"] == ckpt["identity"]
@@ -71,12 +71,16 @@ def test_a_bad_parameter_stops_05_with_its_message(tmp_path):
 @pytest.mark.parametrize("params,match", [
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'"),
     (dict(image_size=100), "not a multiple of 64"),
-    (dict(channels=2), r"channels must be 1, 3, 'native' \(the dataset's own\) or None"),
+    (dict(channels=2), r"channels must be one of \[1, 3, 'native'\], got 2"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(skips="diagonal"), "skips must be one of"),
     (dict(device="tpu"), "device must be"),
-    (dict(download="yes"), "download must be True or False"),
-    (dict(resume="yes"), "resume must be True or False"),
+    (dict(download="yes"), r"download must be one of \[True, False\]"),
+    (dict(resume="yes"), r"resume must be one of \[True, False\]"),
+    (dict(n_train=0), "n_train must be a positive integer or 'all'"),
+    (dict(minutes=2, epochs=1), "give minutes .* or epochs .*, not both"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
+    (dict(sped=1), r"unknown parameter\(s\) \['sped'\]"),
     (dict(lr="fast"), "lr must be a positive number"),
 ])
 def test_every_parameter_is_validated_up_front(params, match):
@@ -116,24 +120,23 @@ def test_07_rerun_under_another_seed_retrains_instead_of_reusing(tmp_path, monke
 @pytest.mark.parametrize("params,match", [
     (dict(minutes=-1), "minutes must be"),
     (dict(n_test=0), "n_test must be a positive integer"),
-    (dict(n_samples="many"), "n_samples must be a positive integer"),
+    (dict(n_samples="many"), "n_samples must be an integer >= 0"),
     (dict(seed=-1), "seed must be an integer >= 0"),
-    (dict(out_dir=""), "out_dir must be a file path"),
+    (dict(out_dir=""), "out_dir must be a folder path"),
 ])
 def test_every_07_parameter_is_validated_up_front(params, match):
     with pytest.raises(ValueError, match=match):
-        skip_study_run(**params)
+        study_run("07", **params)
 
 
 def test_the_07_run_takes_the_tutorial_defaults_and_shrinks_for_the_smoke_test(monkeypatch):
     monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)
-    run, budget = skip_study_run(), tc.BUDGETS["07"]
+    run, budget = study_run("07", out_dir="runs/07_skips"), config.BUDGETS["07"]
     assert (run.train.minutes, run.data["n_test"], run.n_samples) == (budget["minutes"], budget["n_test"],
                                                                       budget["n_samples"])
-    assert run.data["n_train"] == tc.N_TRAIN and run.tutorial and run.figure("skips_samples") == "skips_samples"
-    assert skip_study_run(out_dir="runs/my_study").figure("skips_samples") is None  # an experiment: figures/ untouched
+    assert run.data["n_train"] == config.N_TRAIN and run.figures_dir is None  # only make tutorial passes one
     monkeypatch.setenv("VAE_SMOKE_TEST", "1")
-    smoke = skip_study_run()
-    assert (smoke.train.epochs, smoke.train.minutes) == (SMOKE_STUDY["epochs"], None)
+    smoke = study_run("07", out_dir="runs/07_skips")
+    assert (smoke.train.epochs, smoke.train.minutes) == (1, None)
     assert (smoke.data["n_train"], smoke.data["n_test"], smoke.n_samples) == (128, 64, 64)
     assert "smoke" in smoke.out_dir.parts  # never the tutorial's checkpoints

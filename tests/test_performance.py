@@ -1,14 +1,21 @@
 """The fast paths compute the same thing: channels-last against NCHW, fused AdamW against the per-tensor loop,
-bf16 autocast against fp32 (loosely); and the perf helpers count FLOPs and memory correctly. No timings."""
+bf16 autocast against fp32 (loosely), in-place activations against out-of-place; and the benchmarks' perf helpers
+(benchmarks/perf.py) count FLOPs and memory correctly. No timings."""
 import copy
+import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from vae_utils import SkipVAE, perf
-from vae_utils.model import set_inplace_activations
+from vae_utils import SkipVAE
 from vae_utils.train import TrainConfig, make_optimizer, prepare, to_device, train_step
+
+PERF = Path(__file__).resolve().parents[1] / "benchmarks" / "perf.py"
+_spec = importlib.util.spec_from_file_location("benchmarks_perf", PERF)
+perf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(perf)
 
 CPU = dict(device="cpu", progress=False, precision="fp32")  # fp32 unless a test asks: the same numerics on every CPU
 
@@ -146,8 +153,9 @@ def test_set_threads_validates_and_applies():
 def test_in_place_activations_give_the_same_gradients():
     """The in-place LeakyReLU (a speed choice) computes exactly what the out-of-place one does."""
     base, x = _model_and_batch(3)
-    reference = set_inplace_activations(copy.deepcopy(base), False)
-    assert any(getattr(m, "inplace", False) for m in base.modules())
+    reference = perf.set_inplace_activations(copy.deepcopy(base), False)
+    assert any(getattr(m, "inplace", False) for m in base.modules())  # the package's default
+    assert not any(getattr(m, "inplace", False) for m in reference.modules())
     grads = []
     for model in (base, reference):
         torch.manual_seed(1)

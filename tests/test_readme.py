@@ -19,6 +19,15 @@ def _notebook_sources():
                      for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")
 
 
+def _saved_figures(code: str) -> set:
+    """The names that `save_figure(fig, "name", figures_dir)` calls in this code write."""
+    import ast
+
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+    return {c.args[1].value for c in calls if ast.unparse(c.func).endswith("save_figure") and len(c.args) > 1
+            and isinstance(c.args[1], ast.Constant)}
+
+
 def _links(text):
     """Relative link targets of a Markdown text, without anchors: figures, pages, notebooks, code."""
     targets = re.findall(r"\]\(([^)\s]+)\)", text)
@@ -63,8 +72,32 @@ def test_every_figure_shown_exists_and_a_notebook_writes_it():
         name = path.stem
         if name == "jupyterlab":  # the browser test's screenshot
             continue
-        assert re.search(rf"""save(?:_figure\(fig,)?\s*=?\s*(?:(?:run\.)?figure\()?["']{name}["']""", sources), \
-            f"no notebook writes {path.name}"
+        assert name in _saved_figures(sources), f"no notebook writes {path.name}"
+
+
+def test_notebooks_write_figures_only_where_they_are_told():
+    """One mechanism decides whether a run writes figures/: the notebook parameter `figures_dir`, which only
+    `make tutorial` and `make notebooks` set; every save in a notebook goes through it."""
+    import ast
+
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)]
+        saves = [c for c in calls if ast.unparse(c.func).endswith("save_figure")]
+        assert all(len(c.args) == 3 and ast.unparse(c.args[2]).endswith("figures_dir") for c in saves), path.name
+        assert not [c for c in calls if ast.unparse(c.func).endswith("savefig")], path.name
+        params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        if saves:
+            assert params and re.search(r"^figures_dir = None\b", "".join(params[0]["source"]), re.M), path.name
+
+
+def test_every_parameter_of_notebook_05_is_documented():
+    from vae_utils.config import TRAIN_RUN_EXTRAS, notebook_defaults
+
+    docs = (ROOT / "docs" / "parameters.md").read_text()
+    for name in {**notebook_defaults("05"), **TRAIN_RUN_EXTRAS}:
+        assert f"`{name}`" in docs, f"docs/parameters.md does not document notebook 05's parameter {name}"
 
 
 def test_every_generated_section_is_current():
@@ -91,7 +124,7 @@ def copy(tmp_path):
     """A copy of what the generator reads and writes: README.md, docs/, notebooks/, pyproject.toml, and the
     measured figures (figures/quick_model.json, the pretrained model's, benchmarks/results/)."""
     for name in ("README.md", "docs", "notebooks", "pyproject.toml", "figures/quick_model.json",
-                 "vae_utils/pretrained/shapes_vae.json", "benchmarks/results"):
+                 "vae_utils/pretrained/shapes_vae.json", "vae_utils/pretrained/skip_study.json", "benchmarks/results"):
         if not (ROOT / name).exists():
             continue
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +147,7 @@ def test_links_in_a_generated_section_lead_from_the_page_that_shows_it(copy):
     page = copy / "docs" / "notebooks.md"
     page.write_text("<!-- notebooks:start -->\n<!-- notebooks:end -->\n")
     readme.sync(copy)
-    assert "](../notebooks/01_data.ipynb)" in page.read_text()
+    assert "](../notebooks/01_vae_and_data.ipynb)" in page.read_text()
 
 
 @pytest.mark.parametrize("text,match", [
@@ -136,37 +169,17 @@ def test_a_section_in_no_file_is_an_error(copy):
         readme.sync(copy, check=True)
 
 
-def test_smoke_runs_do_not_overwrite_the_committed_figures(monkeypatch):
-    from vae_utils import runtime
-
-    monkeypatch.setenv(runtime.SMOKE_ENV, "1")
-    assert runtime.figures_dir() == runtime.repo_root() / "runs" / "smoke-figures"
-    monkeypatch.setenv(runtime.SMOKE_ENV, "0")
-    assert runtime.figures_dir() == runtime.repo_root() / "figures"
-
-
 def test_smoke_runs_do_not_overwrite_the_tutorial_checkpoints(monkeypatch, tmp_path):
     from vae_utils import runtime
-    from vae_utils.params import checked_path, train_run
+    from vae_utils.config import train_run
 
     root = runtime.repo_root()
     monkeypatch.setenv(runtime.SMOKE_ENV, "1")
     assert train_run().out_dir == root / "runs" / "smoke" / "05_train"
-    assert checked_path("checkpoint", "runs/05_train/checkpoint.pt") == root / "runs/smoke/05_train/checkpoint.pt"
     assert runtime.run_path("elsewhere/x.pt") == root / "runs/smoke/elsewhere/x.pt"
     assert runtime.run_path(str(tmp_path / "x.pt")) == tmp_path / "x.pt"  # an explicit absolute path is kept
     monkeypatch.setenv(runtime.SMOKE_ENV, "0")
     assert train_run().out_dir == root / "runs" / "05_train"
-    assert checked_path("checkpoint", "runs/05_train/checkpoint.pt") == root / "runs/05_train/checkpoint.pt"
-
-
-def test_only_the_tutorial_run_is_the_tutorial_run():
-    from vae_utils.runtime import is_tutorial_run
-
-    assert is_tutorial_run("runs/05_train") and is_tutorial_run("runs/05_train/checkpoint.pt")
-    assert not is_tutorial_run("runs/long") and not is_tutorial_run("runs/long/checkpoint.pt")
-    assert not is_tutorial_run("runs/05_train/other.pt")
-    assert is_tutorial_run("runs/07_skips") and not is_tutorial_run("runs/07_other")
 
 
 def test_the_models_section_shows_both_models_against_their_goals(copy):
@@ -204,14 +217,14 @@ def test_the_models_section_gives_the_quick_models_spread_over_seeds(copy):
 
 
 def test_a_study_section_is_the_committed_benchmark_output(copy):
-    results = copy / "benchmarks" / "results"
+    results = copy / "vae_utils" / "pretrained"  # the skip study ships in the package
     results.mkdir(parents=True, exist_ok=True)
     saved = {"cpu": "Some CPU", "threads": 1, "seconds": 60.0, "seeds": [0, 1, 2],
              "real_baseline": {"accuracy": 1.0, "inception_score": 3.99, "frechet": 5.1},
              "results": {"a": {}, "b": {}}, "table": "| configuration | steps |\n|---|---|", "wins": {"b": ["psnr"]}}
-    (results / "skips.json").write_text(json.dumps(saved))
+    (results / "skip_study.json").write_text(json.dumps(saved))
     text = readme.study("skips")(copy)
     assert text.startswith("Measured by `python benchmarks/quality.py skips --seconds 60` on Some CPU, 1 thread")
     assert saved["table"] in text and "- b: 1 of 10 (psnr)" in text and "beats *a* by more than" in text
-    (results / "skips.json").unlink()
+    (results / "skip_study.json").unlink()
     assert "Not measured yet" in readme.study("skips")(copy)

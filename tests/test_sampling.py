@@ -1,9 +1,11 @@
-"""The ex-post GMM sampler: shapes, ranges, seeding, and the inactive channels it leaves alone."""
+"""Codes: posterior means, active channels (Burda et al.), and the ex-post GMM sampler: shapes, ranges, seeding, and
+the inactive channels it leaves alone."""
 import pytest
 import torch
 
 from vae_utils import SkipVAE
-from vae_utils.sampling import LatentGMM, fit_gmm, gmm_samples
+from vae_utils.losses import kl_divergence
+from vae_utils.sampling import LatentGMM, active_channels, encode_means, fit_gmm, gmm_samples
 
 
 def _codes(n=600, seed=0):
@@ -54,3 +56,25 @@ def test_too_few_codes_or_components_are_refused():
         LatentGMM(n_components=0)
     with pytest.raises(ValueError, match="need at least n_components=10 codes"):
         LatentGMM(n_components=10).fit(_codes(n=5))
+
+
+def test_active_units_follow_burda_not_the_rate():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.zeros(500, 4)
+    mu[:, 0] = torch.randn(500, generator=g)  # varies with the image: active
+    mu[:, 1] = 2.0  # the same nonzero code for every image: pays a rate, carries nothing
+    mu[:, 2] = 0.05 * torch.randn(500, generator=g)  # Var 0.0025 < 0.01
+    rate = kl_divergence(mu, torch.zeros_like(mu)).mean(0)
+    assert rate[1] == pytest.approx(2.0)  # 0.5 * mu^2
+    assert active_channels(mu).tolist() == [True, False, False, False]
+    assert active_channels(mu, threshold=0.001).tolist() == [True, False, True, False]
+
+
+def test_encode_means_are_the_encoders_mu_in_batches_on_the_cpu():
+    torch.manual_seed(0)
+    model = SkipVAE(in_channels=1, skips="none").train()  # encode_means switches to eval: no dropout, no noise
+    images = torch.rand(5, 1, 64, 64)
+    means = encode_means(model, images, batch=2)
+    assert means.shape == (5, 256, 1, 1) and means.device.type == "cpu" and not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(means, model.encode(images)[0])

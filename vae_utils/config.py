@@ -142,6 +142,7 @@ class TrainRun:
                    "machine": describe_machine(get_device(self.train.device))}
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
         if self.figures_dir is not None and self.data["name"] == DATASET:  # the numbers behind the README's table
+            self.figures_dir.mkdir(parents=True, exist_ok=True)
             (self.figures_dir / "quick_model.json").write_text(json.dumps(metrics, indent=1))
         export_weights(self.out_dir / "weights.pt", model, summary=metrics, identity=identity)
         return metrics
@@ -208,6 +209,9 @@ def study_run(notebook: str, minutes=None, n_train=None, n_test=None, n_samples=
               figures_dir=None) -> StudyRun:
     """Validate the parameters of notebook "04" or "07" (None: the tutorial default); under the smoke test each
     model trains one epoch of a few images instead of `minutes`."""
+    if notebook not in BUDGETS:
+        raise ValueError(f"notebook must be one of {sorted(BUDGETS)} (those that train models of their own), "
+                         f"got {notebook!r}")
     d = notebook_defaults(notebook)
     minutes, seed = d["minutes"] if minutes is None else minutes, d["seed"] if seed is None else seed
     n_train, n_test = _count("n_train", d["n_train"] if n_train is None else n_train), \

@@ -254,25 +254,28 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
     else:
         seed_everything(cfg.seed)
     steps_per_epoch = len(train_loader)
-    step = history["epoch"][-1]["step"] if history["epoch"] else 0
+    step, images = (history["epoch"][-1]["step"], history["epoch"][-1]["images"]) if history["epoch"] else (0, 0)
     budget = (Budget(minutes=cfg.minutes, spent=spent) if cfg.minutes is not None
               else Budget(total_steps=cfg.epochs * steps_per_epoch))
     always_check = device.type != "cuda"  # the NaN guard reads the loss on the host: free on a CPU, a stall on a GPU
 
-    def end_of_epoch(label, epoch):
+    def save(epoch, seconds):
         nonlocal saved
+        saved = epoch
+        save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
+                        scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
+                        rng=_rng_state(train_loader), identity=identity, seconds=seconds,
+                        machine=describe_machine(device))
+        path.with_suffix(".history.json").write_text(json.dumps(history))
+
+    def end_of_epoch(label, epoch):
         seconds = budget.elapsed()
         with budget.paused():
             val = evaluate(model, val_loader, cfg)
-            history["epoch"].append({"epoch": label, "step": step, "images": step * cfg.batch_size,
+            history["epoch"].append({"epoch": label, "step": step, "images": images,
                                      "seconds": round(seconds, 2), **{f"val_{k}": v for k, v in val.items()}})
             if path is not None:
-                saved = epoch
-                save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
-                                scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
-                                rng=_rng_state(train_loader), identity=identity, seconds=seconds,
-                                machine=describe_machine(device))
-                path.with_suffix(".history.json").write_text(json.dumps(history))
+                save(epoch, seconds)
 
     epoch = start
     try:
@@ -297,7 +300,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                             f"{path} was not overwritten")
                     raise TrainingDiverged(f"stopped at step {step} (epoch {epoch + 1}): {err}; {kept}. "
                                            f"Lower lr (now {cfg.lr}) or keep grad_clip on.") from None
-                step += 1
+                step, images = step + 1, images + len(x)
                 if log:
                     loss, distortion, rate = torch.stack([parts.total, parts.distortion, parts.rate]).tolist()
                     history["step"].append({"step": step, "epoch": step / steps_per_epoch, "loss": loss,
@@ -310,10 +313,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
             end_of_epoch(round(step / steps_per_epoch, 3), epoch)  # the budget ended mid-epoch
     except KeyboardInterrupt:
         if path is not None:
-            save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
-                            scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
-                            rng=_rng_state(train_loader), identity=identity, seconds=budget.elapsed(),
-                            machine=describe_machine(device))
+            save(epoch, budget.elapsed())  # resumable: the weights so far; the interrupted epoch restarts
         print(f"interrupted: saved a resumable checkpoint at {path} (epoch {epoch})" if path else "interrupted")
         raise
     return history
