@@ -42,7 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # each lever changes one thing of the tutorial's default: (data overrides, model overrides, training overrides)
 LEVERS = {
     "default (vae_utils.config)": ({}, {}, {}),
-    "data: shapes-small (before)": ({"name": "shapes-small"}, {}, {}),
+    "data: shapes-small (dSprites sizes)": ({"name": "shapes-small"}, {}, {}),
     "lr: constant, no warm-up": ({}, {}, {"lr_schedule": "constant", "lr_warmup": 0.0}),
     "KL warm-up: 33% of the run": ({}, {}, {"kl_warmup": 0.33}),
     "batch 32": ({"batch_size": 32}, {}, {"batch_size": 32}),
@@ -86,7 +86,8 @@ def train_steps(model, loader, cfg, steps: int) -> None:
             step += 1
 
 
-def run_table(configs: dict, seconds: float, seeds: list, sizes: dict | None = None) -> dict:
+def run_table(configs: dict, seconds: float, seeds: list, sizes: dict | None = None,
+              fixed_steps: int | None = None) -> dict:
     """{name: {"steps": n, "rows": [figures per seed]}} for {name: (data kw, build(), TrainConfig)}; `sizes`
     ({"n_train": .., "n_test": ..}) overrides the tutorial's data sizes."""
     sizes = sizes or {}
@@ -96,7 +97,7 @@ def run_table(configs: dict, seconds: float, seeds: list, sizes: dict | None = N
         timing[name] = seconds_per_step(build, loader, cfg)
     out = {}
     for name, (data, build, cfg) in configs.items():
-        steps = max(1, round(seconds / timing[name]))
+        steps = fixed_steps or max(1, round(seconds / timing[name]))
         rows = []
         for seed in seeds:
             train_loader, test_loader = make_loaders(**loader_kwargs(seed=seed, **{**sizes, **data}))
@@ -157,6 +158,8 @@ def wins(results: dict, reference: str) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", choices=["levers", "skips", "mlp"])
+    parser.add_argument("--steps", type=int, help="train every configuration for exactly this many steps instead of "
+                        "--seconds of CPU time: compares recipes at equal steps, whatever their cost or the load")
     parser.add_argument("--seconds", type=float, default=TRAIN.minutes * 60,
                         help="training time per model (default: the tutorial's quick budget)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -193,7 +196,7 @@ def main(argv=None):
     print(f"{cpu_summary()}; {torch.get_num_threads()} threads; {args.seconds:.0f} s per model; seeds {args.seeds}")
     print(f"judge on real test images: accuracy {base['accuracy']:.3f}, IS {base['inception_score']:.2f}, "
           f"Fréchet (half vs half) {base['frechet']:.1f}\n")
-    results = run_table(configs, args.seconds, args.seeds, sizes)
+    results = run_table(configs, args.seconds, args.seeds, sizes, args.steps)
     table = summarise(results)
     reference = next(iter(results))
     verdict = wins(results, reference)
@@ -206,7 +209,7 @@ def main(argv=None):
     out = args.out or default_out(args.table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(
-        {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "seeds": args.seeds,
+        {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "steps": args.steps, "seeds": args.seeds,
          "real_baseline": base, "results": results, "table": table, "wins": verdict}, indent=1))
 
 

@@ -1,5 +1,5 @@
 """precision="auto" picks bf16 only where it is native (a CPU with AVX512-BF16 or AMX that oneDNN may use, a CUDA GPU
-of compute capability 8.0 or newer); an explicit bf16 where it is emulated warns once, with measured rates, and still
+of compute capability 8.0 or newer); an explicit bf16 where it is emulated warns once, and still
 runs; fp16 on CUDA needs a GradScaler. Every branch runs on every machine: the detection is monkeypatched."""
 import re
 import warnings
@@ -98,10 +98,8 @@ def test_autocast_dtype_of_each_precision():
         autocast_dtype("auto")  # resolved first: "auto" is not a dtype
 
 
-def test_explicit_bf16_without_native_support_warns_once_with_measured_rates_and_runs(bf16_native, monkeypatch):
+def test_explicit_bf16_without_native_support_warns_once_and_runs(bf16_native):
     bf16_native(False)
-    rates = {torch.bfloat16: 1.04, torch.float32: 212.3}
-    monkeypatch.setattr(runtime, "_matmul_gflops", lambda dtype, *a, **kw: rates[dtype])
     with pytest.warns(EmulatedBF16Warning) as caught:
         for _ in range(3):
             assert resolve_precision("bf16", CPU) == "bf16"
@@ -111,14 +109,7 @@ def test_explicit_bf16_without_native_support_warns_once_with_measured_rates_and
     assert torch.isfinite(parts.total)  # still runs, in bf16
     assert len(caught) == 1  # once per process, however many steps ask
     message = str(caught[0].message)
-    assert re.search(r"bf16 matmul runs at 1\.0 GFLOP/s against 212 for fp32", message), message
-    assert "precision='auto' or 'fp32'" in message  # the fix
-
-
-def test_the_warning_measures_real_rates(bf16_native):
-    bf16_native(False)
-    with pytest.warns(EmulatedBF16Warning, match=r"bf16 matmul runs at [\d.]+ GFLOP/s against \d+ for fp32"):
-        resolve_precision("bf16", CPU)
+    assert "emulated on this CPU" in message and "precision='auto' or 'fp32'" in message  # the cause and the fix
 
 
 def test_native_bf16_needs_the_hardware_and_onednn(monkeypatch):

@@ -187,7 +187,7 @@ def test_the_models_section_shows_both_models_against_their_goals(copy):
     quick = {**pretrained, "recon_accuracy": 0.5, "frechet": 400.0, "minutes": 3.0, "images_seen": 12_345}
     (copy / "figures").mkdir(exist_ok=True)
     (copy / "figures" / "quick_model.json").write_text(json.dumps(quick))
-    text = readme.model_figures(copy)
+    text = readme.model_numbers(copy)
     head = text.splitlines()[1]
     assert head.split() == ["quick", "model", "pretrained", "model", "real", "images", "quick", "goal", "pretrained",
                             "goal"]
@@ -196,7 +196,7 @@ def test_the_models_section_shows_both_models_against_their_goals(copy):
     assert "The quick model reaches 7 of the 9 goals of the quick model" in text
     assert "misses judge accuracy on reconstructions (0.500, goal ≥ 0.7); Fréchet distance of prior samples (400" in text
     (copy / "figures" / "quick_model.json").unlink()
-    assert "quick model" not in readme.model_figures(copy).splitlines()[1]  # only what was measured is shown
+    assert "quick model" not in readme.model_numbers(copy).splitlines()[1]  # only what was measured is shown
 
 
 def test_the_models_section_gives_the_quick_models_spread_over_seeds(copy):
@@ -208,12 +208,12 @@ def test_the_models_section_gives_the_quick_models_spread_over_seeds(copy):
              "summary": {"recon_accuracy": [0.5, 0.1414], "psnr": [18.0, 0.0], "frechet": [450.0, 70.71],
                          "steps": [1005.0, 7.07]}}
     (results / "quick_spread.json").write_text(json.dumps(saved))
-    text = readme.model_figures(copy)
+    text = readme.model_numbers(copy)
     assert ("Over seeds [0, 1] (`python benchmarks/quick_spread.py` on Some CPU, 2 threads, 3 min each, 1,000 to "
             "1,010 steps), the mean ± sd is: judge accuracy on reconstructions 0.500 ± 0.141; PSNR (dB) 18.0 ± 0.0; "
             "Fréchet distance of prior samples 450 ± 71. Each run met 5 to 6 of the 9 goals.") in text
     (results / "quick_spread.json").unlink()
-    assert "One run is one draw" not in readme.model_figures(copy)
+    assert "One run is one draw" not in readme.model_numbers(copy)
 
 
 def test_a_study_section_is_the_committed_benchmark_output(copy):

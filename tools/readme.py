@@ -98,14 +98,14 @@ def parameter_tables(root: Path = ROOT, up: str = "") -> str:
     return "\n".join(out)
 
 
-def model_figures(root: Path = ROOT, up: str = "") -> str:
+def model_numbers(root: Path = ROOT, up: str = "") -> str:
     """The goal table of the quick and the pretrained model, and one sentence for each."""
     paths = {"quick model": root / "figures" / "quick_model.json",
              "pretrained model": root / "vae_utils" / "pretrained" / "shapes_vae.json"}
     rows = {name: json.loads(p.read_text()) for name, p in paths.items() if p.exists()}
     if not rows:
         return "Not measured yet: run `make tutorial` (and `make pretrained`).\n"
-    table = format_goal_table(rows, real=judge_baseline())  # the shipped judge's figures on real test images
+    table = format_goal_table(rows, real=judge_baseline())  # the shipped judge on real test images
     lines = ["```text", table, "```", ""]
     lines += [goal_summary(f"The {name}", m, name.split()[0]) + "\n" for name, m in rows.items()]
     spread = root / "benchmarks" / "results" / "quick_spread.json"
@@ -116,15 +116,15 @@ def model_figures(root: Path = ROOT, up: str = "") -> str:
 
 def spread_sentence(saved: dict) -> str:
     """How far the quick model moves between runs: the committed output of benchmarks/quick_spread.py."""
-    figures = "; ".join(f"{METRICS[k].label} {METRICS[k].fmt.format(m)} ± {METRICS[k].fmt.format(sd)}"
+    numbers = "; ".join(f"{METRICS[k].label} {METRICS[k].fmt.format(m)} ± {METRICS[k].fmt.format(sd)}"
                         for k, (m, sd) in saved["summary"].items() if k in ("recon_accuracy", "psnr", "frechet"))
     met = sorted(r["goals_met"] for r in saved["runs"])
     goals = f"{met[0]}" if met[0] == met[-1] else f"{met[0]} to {met[-1]}"
     steps = sorted(r["steps"] for r in saved["runs"])
-    return (f"One run is one draw: the quick model trains for a time budget, so its figures move between runs. Over "
+    return (f"One run is one draw: the quick model trains for a time budget, so its numbers move between runs. Over "
             f"seeds {saved['seeds']} (`python benchmarks/quick_spread.py` on {saved['cpu']}, {saved['threads']} "
             f"threads, {saved['minutes']:g} min each, {steps[0]:,} to {steps[-1]:,} steps), the mean ± sd is: "
-            f"{figures}. Each run met {goals} of the 9 goals.")
+            f"{numbers}. Each run met {goals} of the 9 goals.")
 
 
 def study(table: str):
@@ -144,12 +144,12 @@ def study(table: str):
         wins = [f"- {name}: {len(better)} of 10 ({', '.join(better) or 'none'})"
                 for name, better in saved["wins"].items()]
         return "\n".join([head, "", saved["table"], "",
-                          f"Figures where a row beats *{reference}* by more than both spreads together:", "",
+                          f"Numbers where a row beats *{reference}* by more than both spreads together:", "",
                           *wins]) + "\n"
     return render_study
 
 
-SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables, "models": model_figures,
+SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables, "models": model_numbers,
             "skips": study("skips"), "mlp": study("mlp"), "levers": study("levers")}
 
 

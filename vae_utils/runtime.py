@@ -11,7 +11,6 @@ import functools
 import os
 import platform
 import random
-import time
 import warnings
 from pathlib import Path
 
@@ -145,7 +144,7 @@ class EmulatedBF16Warning(UserWarning):
 
 def resolve_precision(precision: str, device) -> str:
     """The precision a run really uses: "auto" is "bf16" where native_bf16(device), else "fp32"; any other choice
-    is kept. An explicit "bf16" where it is emulated warns once per process, with measured rates on a CPU."""
+    is kept. An explicit "bf16" where it is emulated warns once per process."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
@@ -168,36 +167,19 @@ def needs_grad_scaler(precision: str, device) -> bool:
     return precision == "fp16" and torch.device(device).type == "cuda"
 
 
-def _matmul_gflops(dtype, n: int = 256, repeats: int = 3) -> float:
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
-
-
 _warned_bf16 = False
 
 
 def _warn_emulated_bf16(device: torch.device):
     global _warned_bf16
-    if _warned_bf16:
-        return
-    _warned_bf16 = True
-    if device.type == "cuda":
-        where = f"this GPU (compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))} < 8.0)"
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one thread: a fair measurement on a busy machine, well under 0.2 s
-        try:
-            bf16, fp32 = _matmul_gflops(torch.bfloat16), _matmul_gflops(torch.float32)
-        finally:
-            torch.set_num_threads(threads)
-        where = (f"this CPU (no AVX512-BF16/AMX that oneDNN may use): bf16 matmul runs at {bf16:.1f} GFLOP/s against "
-                 f"{fp32:.0f} for fp32")
-    warnings.warn(f"bf16 is emulated on {where}; expect training to be slower: use precision='auto' or 'fp32'",
-                  EmulatedBF16Warning, stacklevel=3)
+    if not _warned_bf16:
+        _warned_bf16 = True
+        cc = ".".join(map(str, torch.cuda.get_device_capability(device))) if device.type == "cuda" else ""
+        where = (f"this GPU (compute capability {cc} < 8.0)" if device.type == "cuda" else
+                 "this CPU (no AVX512-BF16 or AMX that oneDNN may use)")
+        warnings.warn(f"bf16 is emulated on {where}, so training runs slower than in fp32 "
+                      f"(benchmarks/throughput.py measures by how much): use precision='auto' or 'fp32'",
+                      EmulatedBF16Warning, stacklevel=3)
 
 
 def cpu_summary() -> str:
