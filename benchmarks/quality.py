@@ -209,7 +209,9 @@ def main(argv=None):
     out = args.out or default_out(args.table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(
-        {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "steps": args.steps, "seeds": args.seeds,
+        {"command": "python benchmarks/quality.py " + " ".join(f'"{a}"' if " " in a else a for a in sys.argv[1:]),
+         "cpu": cpu_summary(), "threads": torch.get_num_threads(), "seconds": args.seconds, "steps": args.steps,
+         "seeds": args.seeds,
          "real_baseline": base, "results": results, "table": table, "wins": verdict}, indent=1))
 
 

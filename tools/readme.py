@@ -136,11 +136,13 @@ def study(table: str):
             return f"Not measured yet: run `python benchmarks/quality.py {table}`.\n"
         saved = json.loads(path.read_text())
         reference = next(iter(saved["results"]))
-        head = (f"Measured by `python benchmarks/quality.py {table} --seconds {saved['seconds']:g}` on "
-                f"{saved['cpu']}, {saved['threads']} thread; {saved['seconds']:g} s of training per model "
-                f"(CPU time), seeds {saved['seeds']}; each cell is the mean ± sd over the seeds. The judge on real "
-                f"test images: accuracy {saved['real_baseline']['accuracy']:.3f}, IS "
-                f"{saved['real_baseline']['inception_score']:.2f}, Fréchet {saved['real_baseline']['frechet']:.1f}.")
+        command = saved.get("command", f"python benchmarks/quality.py {table} --seconds {saved['seconds']:g}")
+        budget = (f"{saved['steps']} steps per model" if saved.get("steps") else
+                  f"{saved['seconds']:g} s of training per model (CPU time)")
+        head = (f"Measured by `{command}` on {saved['cpu']}, {saved['threads']} thread; {budget}, seeds "
+                f"{saved['seeds']}; each cell is the mean ± sd over the seeds. The judge on real test images: accuracy "
+                f"{saved['real_baseline']['accuracy']:.3f}, IS {saved['real_baseline']['inception_score']:.2f}, "
+                f"Fréchet {saved['real_baseline']['frechet']:.1f}.")
         wins = [f"- {name}: {len(better)} of 10 ({', '.join(better) or 'none'})"
                 for name, better in saved["wins"].items()]
         return "\n".join([head, "", saved["table"], "",
@@ -150,7 +152,8 @@ def study(table: str):
 
 
 SECTIONS = {"spec": spec_tables, "notebooks": notebook_rows, "params": parameter_tables, "models": model_numbers,
-            "skips": study("skips"), "mlp": study("mlp"), "levers": study("levers")}
+            "skips": study("skips"), "mlp": study("mlp"), "levers": study("levers"),
+            "recipe_steps": study("recipe_steps"), "recipe_time": study("recipe_time")}
 
 
 def documents(root: Path = ROOT) -> list:

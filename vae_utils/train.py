@@ -272,6 +272,9 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
         seconds = budget.elapsed()
         with budget.paused():
             val = evaluate(model, val_loader, cfg)
+            if not math.isfinite(val["neg_elbo"]):  # on a GPU unlogged steps go unchecked: never save NaN weights
+                raise TrainingDiverged(f"the validation -ELBO became {val['neg_elbo']} at step {step}; "
+                                       f"{path or 'no checkpoint'} keeps the last good epoch. Lower lr (now {cfg.lr}).")
             history["epoch"].append({"epoch": label, "step": step, "images": images,
                                      "seconds": round(seconds, 2), **{f"val_{k}": v for k, v in val.items()}})
             if path is not None:
