@@ -109,7 +109,7 @@ def test_each_section_has_its_home():
              for name in readme.SECTIONS}
     assert homes == {"notebooks": ["README.md"], "spec": ["docs/spec.md"], "params": ["docs/parameters.md"],
                      "models": ["README.md"], "skips": ["docs/skip-study.md"], "mlp": ["docs/skip-study.md"],
-                     "levers": ["docs/design.md"]}
+                     "levers": ["docs/design.md"], "recipe_steps": ["docs/design.md"], "recipe_time": ["docs/design.md"]}
 
 
 def test_the_notebook_list_links_each_notebook_and_its_colab_badge():

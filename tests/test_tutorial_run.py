@@ -56,7 +56,7 @@ def test_the_runner_prints_times_the_machine_and_notebook_05s_training_rate(repo
     assert [name for name, _ in calls] == ["01_data.ipynb", "05_train.ipynb"]  # in order, numbered ones only
     assert "  01_data.ipynb " in out and "  05_train.ipynb " in out and "  total " in out
     assert f"machine: {runtime.cpu_summary()}; torch " in out
-    assert "training (notebook 05): 200 images/s in bf16 (24,000 images in 120 s, validation included" in out
+    assert "training (notebook 05): 200 images/s in bf16 (24,000 images in 120 s of training, validation not counted" in out
     assert f"executed copies in {tmp_path / 'elsewhere'}/" in out
     assert (tmp_path / "elsewhere" / "05_train.ipynb").exists()
 

@@ -34,7 +34,7 @@ def training_rate() -> str | None:
     try:
         m = json.loads(path.read_text())
         return (f"{m['images_seen'] / m['seconds']:.0f} images/s in {m['precision']} ({m['images_seen']:,} images "
-                f"in {m['seconds']:.0f} s, validation included; {path.parent.name}/metrics.json)")
+                f"in {m['seconds']:.0f} s of training, validation not counted; {path.parent.name}/metrics.json)")
     except (OSError, ValueError, KeyError, ZeroDivisionError):
         return None
 
