@@ -64,7 +64,8 @@ def test_quality_prints_the_comparison_with_the_mlp_baseline(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_spread_trains_notebook_05s_defaults_once_per_seed(tmp_path):
+def test_quick_spread_trains_notebook_05s_defaults_once_per_seed(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAE_SMOKE_TEST", raising=False)  # make test sets it; here --minutes alone keeps the run small
     out = tmp_path / "spread.json"
     text = _run("quick_spread.py", "--minutes", "0.01", "--seeds", "0", "1", "--n-train", "256", "--n-test", "64",
                 "--out", str(out))
