@@ -44,8 +44,8 @@ TRAIN = TrainConfig(
 )
 
 # the notebooks that train small models of their own: the KL warm-up comparison (04) and the skip study (07)
-BUDGETS = {"04": dict(n_train=3000, n_test=500, minutes=0.5, n_samples=0),
-           "07": dict(n_train=N_TRAIN, n_test=500, minutes=0.3, n_samples=500)}
+BUDGETS = {"04": dict(n_train=3000, n_test=500, minutes=0.4, n_samples=0),
+           "07": dict(n_train=N_TRAIN, n_test=500, minutes=0.25, n_samples=500)}
 SMOKE = {"04": dict(n_train=128, n_test=64, n_samples=0), "05": dict(n_train=256, n_test=128),
          "07": dict(n_train=128, n_test=64, n_samples=64)}  # and one epoch each, instead of minutes
 
