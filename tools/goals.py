@@ -5,7 +5,10 @@ are the project's own yardstick, not a property of VAEs, so they live with the t
 """
 from __future__ import annotations
 
-from vae_utils.metrics import METRICS, REAL
+from vae_utils.metrics import METRICS
+
+REAL = {"recon_accuracy": "accuracy", "inception_score": "inception_score", "frechet": "frechet",
+        "gmm_inception_score": "inception_score", "gmm_frechet": "frechet"}  # the judge on real images: the scale
 
 GOALS = {  # metric -> (goal of the quick model, goal of the pretrained model)
     "recon_accuracy": (0.70, 0.97),

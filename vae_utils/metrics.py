@@ -52,8 +52,6 @@ METRICS = {  # the one registry of metric names: the notebooks, benchmarks/ and 
     "r_x": Metric("best |r|, x", "|r| x", "{:.2f}", "higher"),
     "r_y": Metric("best |r|, y", "|r| y", "{:.2f}", "higher"),
 }
-REAL = {"recon_accuracy": "accuracy", "inception_score": "inception_score", "frechet": "frechet",
-        "gmm_inception_score": "inception_score", "gmm_frechet": "frechet"}  # the judge on real images: the scale
 
 
 def shape_probe(train_means: torch.Tensor, train_labels: torch.Tensor, test_means: torch.Tensor,
