@@ -174,9 +174,8 @@ def _warn_emulated_bf16(device: torch.device):
     global _warned_bf16
     if not _warned_bf16:
         _warned_bf16 = True
-        cc = ".".join(map(str, torch.cuda.get_device_capability(device))) if device.type == "cuda" else ""
-        where = (f"this GPU (compute capability {cc} < 8.0)" if device.type == "cuda" else
-                 "this CPU (no AVX512-BF16 or AMX that oneDNN may use)")
+        where = (f"this GPU (compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))} < 8.0)"
+                 if device.type == "cuda" else "this CPU (no AVX512-BF16 or AMX that oneDNN may use)")
         warnings.warn(f"bf16 is emulated on {where}, so training runs slower than in fp32 "
                       f"(benchmarks/throughput.py measures by how much): use precision='auto' or 'fp32'",
                       EmulatedBF16Warning, stacklevel=3)
