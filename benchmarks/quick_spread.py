@@ -32,9 +32,9 @@ from vae_utils.train import train  # noqa: E402
 OUT = Path(__file__).resolve().parent / "results" / "quick_spread.json"
 
 
-def run_seed(seed: int, out_dir: Path, **overrides) -> dict:
-    """Notebook 05 with its defaults and `seed` (and any of its parameters given, e.g. minutes): the judge figures
-    and the steps taken."""
+def run_seed(seed: int, out_dir: Path, **overrides) -> tuple:
+    """Notebook 05 with its defaults and `seed` (and any of its parameters given, e.g. minutes): (the judge figures
+    and the steps taken, the minutes of training the run was given; None when it ran epochs under the smoke test)."""
     run = config.train_run(seed=seed, out_dir=str(out_dir), **overrides)
     seed_everything(seed)
     model = SkipVAE(run.model)
@@ -46,7 +46,7 @@ def run_seed(seed: int, out_dir: Path, **overrides) -> dict:
     last = history["epoch"][-1]
     return {"seed": seed, "steps": last["step"], "images_seen": last["images"], "seconds": last["seconds"],
             "goals_met": sum(goals_met(figures, "quick").values()),
-            **{k: figures[k] for k in GOALS if figures.get(k) is not None}}
+            **{k: figures[k] for k in GOALS if figures.get(k) is not None}}, run.train.minutes
 
 
 def summarise(runs: list) -> dict:
@@ -67,12 +67,12 @@ def main(argv=None):
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            runs.append(run_seed(seed, Path(tmp) / f"seed{seed}", minutes=args.minutes, n_train=args.n_train,
-                                 n_test=args.n_test))
+            result, minutes = run_seed(seed, Path(tmp) / f"seed{seed}", minutes=args.minutes, n_train=args.n_train,
+                                       n_test=args.n_test)
+            runs.append(result)
             r = runs[-1]
             print(f"seed {seed}: {r['steps']} steps, judge accuracy {r['recon_accuracy']:.3f}, Fréchet "
                   f"{r['frechet']:.0f}, {r['goals_met']} of 9 goals", flush=True)
-    minutes = config.train_run(minutes=args.minutes).train.minutes
     saved = {"cpu": cpu_summary(), "threads": torch.get_num_threads(), "minutes": minutes, "seeds": args.seeds,
              "runs": runs, "summary": summarise(runs)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
