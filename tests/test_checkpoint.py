@@ -5,7 +5,7 @@ import zipfile
 import pytest
 import torch
 
-from vae_utils import SkipVAE, VAEConfig
+from vae_utils import SkipVAE
 from vae_utils.checkpoint import (WEIGHTS_FORMAT, CheckpointError, export_weights, load_checkpoint, read_checkpoint,
                                   save_checkpoint)
 from vae_utils.data import make_loaders
@@ -67,8 +67,6 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_mismatched_architecture(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", SkipVAE(in_channels=1, skips="all"))
-    with pytest.raises(CheckpointError, match="different architecture.*skips"):
-        load_checkpoint(path, expect=VAEConfig(in_channels=1, skips="none"))
     ckpt = torch.load(path, weights_only=True)
     ckpt["model_config"]["skip_source"] = "z"  # config says generative skips, weights have none
     torch.save(ckpt, path)
@@ -92,22 +90,20 @@ def _trained_a_step(**kw):
     return model.eval(), opt
 
 
-def test_weights_only_exports_are_a_third_and_a_sixth_of_a_resumable_checkpoint(tmp_path):
+def test_a_weights_only_export_is_a_sixth_of_a_resumable_checkpoint(tmp_path):
     model, opt = _trained_a_step()
     n = sum(p.numel() for p in model.parameters())
     full = save_checkpoint(tmp_path / "full.pt", model, optimizer=opt.state_dict(), epoch=1).stat().st_size
-    fp32 = export_weights(tmp_path / "w32.pt", model, dtype=torch.float32).stat().st_size
-    fp16 = export_weights(tmp_path / "w16.pt", model).stat().st_size  # fp16 is the default
-    assert 4 * n < fp32 < 4 * n * 1.02 and 2 * n < fp16 < 2 * n * 1.03  # the weights, and little else
-    assert full > 2.9 * fp32  # weights, Adam's two moments, history, RNG state
-    assert 14e6 < fp32 < 18e6 and 7e6 < fp16 < 9e6  # the tutorial's model: about 16 MB and 8 MB
+    fp16 = export_weights(tmp_path / "w16.pt", model).stat().st_size
+    assert 2 * n < fp16 < 2 * n * 1.03  # the weights in fp16, and little else
+    assert full > 5.8 * fp16  # fp32 weights, Adam's two moments, history, RNG state
+    assert 7e6 < fp16 < 9e6  # the tutorial's model: about 8 MB
 
 
 def test_weights_only_round_trip_and_summary(tmp_path):
     model, _ = _trained_a_step()
     identity = {"model": model.config.to_dict(), "train": {"seed": 0}, "data": {"name": "shapes", "n_train": 8000}}
     summary = {"neg_elbo": 231.5, "images_seen": 24000, "minutes": 1.1}
-    export_weights(tmp_path / "w32.pt", model, summary=summary, dtype=torch.float32, identity=identity)
     export_weights(tmp_path / "w16.pt", model, summary=summary, identity=identity)
     raw = torch.load(tmp_path / "w16.pt", weights_only=True)  # plain data: safe to load from anywhere
     assert raw["format"] == WEIGHTS_FORMAT and raw["dtype"] == "float16" and "optimizer" not in raw
@@ -115,8 +111,6 @@ def test_weights_only_round_trip_and_summary(tmp_path):
     assert raw["summary"] == summary
     assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
     x = torch.rand(2, 1, 64, 64)
-    exact, _ = load_checkpoint(tmp_path / "w32.pt")
-    assert torch.equal(exact.eval().reconstruct(x), model.reconstruct(x))
     half, ckpt = load_checkpoint(tmp_path / "w16.pt")
     assert all(p.dtype == torch.float32 for p in half.parameters())  # cast back on load
     assert ckpt["summary"]["neg_elbo"] == 231.5
@@ -131,8 +125,6 @@ def test_bad_weights_files_name_what_was_expected(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="weights do not fit the stored config"):
         load_checkpoint(path)
-    with pytest.raises(CheckpointError, match=r"different architecture.*skip_source"):
-        load_checkpoint(export_weights(tmp_path / "w2.pt", model), expect=VAEConfig(in_channels=1))
     del ckpt["model"]
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"lacks \['model'\]: expected a vae-skipnet-weights/1 file"):
@@ -140,8 +132,6 @@ def test_bad_weights_files_name_what_was_expected(tmp_path):
     path.write_bytes(export_weights(tmp_path / "w3.pt", model).read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(path)
-    with pytest.raises(ValueError, match="dtype must be torch.float16, torch.bfloat16 or torch.float32"):
-        export_weights(tmp_path / "w4.pt", model, dtype=torch.int8)
 
 
 # --- onto the CPU, whatever wrote the file -------------------------------------------------------------------
@@ -186,7 +176,7 @@ def test_a_gpu_runs_checkpoint_opens_on_the_cpu_and_its_rng_state_is_usable(tmp_
 
 def test_a_weights_file_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
     model, _ = _trained_a_step()
-    path = _as_if_saved_on_a_gpu(export_weights(tmp_path / "w.pt", model, dtype=torch.float32))
+    path = _as_if_saved_on_a_gpu(save_checkpoint(tmp_path / "w.pt", model))
     loaded, _ = load_checkpoint(path, "cpu")
     x = torch.rand(1, 1, 64, 64)
     assert loaded.device.type == "cpu" and torch.equal(loaded.eval().reconstruct(x), model.reconstruct(x))

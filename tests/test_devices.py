@@ -272,13 +272,12 @@ def test_the_old_notebook_07_cells_fail_on_a_gpu_and_the_fixed_ones_pass(pretend
 def test_evaluation_functions_move_inputs_to_the_model_and_return_cpu_results(pretend_gpu, loaders):
     train_loader, test_loader = loaders
     images = test_loader.dataset.images
-    model = to_pretend_gpu(_model(skips="none"))  # skips="none" can sample, so sample_quality's prior branch runs
+    model = to_pretend_gpu(_model(skips="none"))  # skips="none" can sample, so evaluate_all's prior-sample branch runs
     cfg = train.TrainConfig(progress=False)  # precision "auto": fp32 on a T4
     judge = metrics.load_judge()
     with pretend_gpu():
         val = train.evaluate(model, test_loader, cfg)
         rel = metrics.latent_reliance(model, test_loader)
-        quality = metrics.sample_quality(model, judge, images, test_loader.dataset.labels, n_samples=8)
         means = sampling.encode_means(model, images)
         bound = losses.importance_weighted_bound(model, images[:2], k=3)
         gmm = sampling.LatentGMM(n_components=1).fit(means + torch.randn(means.shape))  # spread: channels vary
@@ -286,7 +285,7 @@ def test_evaluation_functions_move_inputs_to_the_model_and_return_cpu_results(pr
         prior = model.sample(2, torch.Generator().manual_seed(0))
         everything = metrics.evaluate_all(model, test_loader, judge, cfg, n_samples=8, train_set=train_loader.dataset)
     assert math.isfinite(val["neg_elbo"]) and len(val["rate_per_channel"]) == 256
-    assert 0 <= rel["z_reliance"] <= 1 and quality["frechet"] is not None
+    assert 0 <= rel["z_reliance"] <= 1 and everything["frechet"] is not None
     assert not any(on_gpu(t) for t in (means, bound, samples)) and on_gpu(prior)  # sample: the model's own device
     assert bound.shape == (2,) and torch.isfinite(bound).all() and everything["probe"] is not None
 
@@ -366,9 +365,9 @@ def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, cap
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # counts emulation: must not decide
     assert runtime.resolve_precision("auto", GPU) == auto
-    assert runtime.cuda_native_bf16(capability) == (auto == "bf16")
+    assert runtime.native_bf16(GPU) == (auto == "bf16")
     assert runtime.resolve_precision("fp16", GPU) == "fp16" and runtime.needs_grad_scaler("fp16", GPU)
-    assert not runtime.needs_grad_scaler("bf16", GPU) and runtime.autocast_dtype("fp16") == torch.float16
+    assert not runtime.needs_grad_scaler("bf16", GPU) and runtime.AUTOCAST_DTYPE["fp16"] == torch.float16
 
 
 def test_explicit_bf16_on_a_t4_warns_and_fp16_needs_cuda(monkeypatch):

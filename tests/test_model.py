@@ -125,7 +125,7 @@ def test_bad_input_names_the_expected_shape_and_the_fix(x, match):
     ("skips", (0, 7), r"skip levels must lie in 0..5"),
     ("skip_source", "decoder", r"skip_source must be one of"),
     ("skip_dropout", 1.0, r"skip_dropout must lie in \[0, 1\)"),
-    ("image_size", 100, r"image_size 100 is not a multiple of 64"),
+    ("image_size", 100, r"image height 100 is not a multiple of 64"),
     ("in_channels", 0, r"in_channels must be a positive integer"),
     ("init", "xavier", r"init must be one of \['kaiming', 'torch'\]"),
 ])

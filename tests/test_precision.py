@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vae_utils import SkipVAE, runtime
-from vae_utils.runtime import (EmulatedBF16Warning, autocast_dtype, cuda_native_bf16, describe_machine,
-                               needs_grad_scaler, resolve_precision)
+from vae_utils.runtime import (AUTOCAST_DTYPE, EmulatedBF16Warning, describe_machine, native_bf16, needs_grad_scaler,
+                               resolve_precision)
 from vae_utils.train import TrainConfig, autocast, train_step
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -53,8 +53,9 @@ def test_auto_picks_bf16_with_native_bf16(bf16_native):
 
 @pytest.mark.parametrize("capability,native", [((7, 0), False), ((7, 5), False), ((8, 0), True), ((8, 6), True),
                                                ((9, 0), True), ((12, 0), True)])
-def test_cuda_bf16_is_native_from_compute_capability_8(capability, native):
-    assert cuda_native_bf16(capability) is native
+def test_cuda_bf16_is_native_from_compute_capability_8(gpu, capability, native):
+    gpu(capability)
+    assert native_bf16(CUDA) is native
 
 
 def test_auto_on_a_t4_picks_fp32_and_on_an_a100_bf16(gpu):
@@ -93,9 +94,9 @@ def test_only_fp16_on_cuda_needs_a_grad_scaler():
 
 
 def test_autocast_dtype_of_each_precision():
-    assert [autocast_dtype(p) for p in ("fp32", "bf16", "fp16")] == [None, torch.bfloat16, torch.float16]
+    assert [AUTOCAST_DTYPE[p] for p in ("fp32", "bf16", "fp16")] == [None, torch.bfloat16, torch.float16]
     with pytest.raises(KeyError):
-        autocast_dtype("auto")  # resolved first: "auto" is not a dtype
+        AUTOCAST_DTYPE["auto"]  # resolved first: "auto" is not a dtype
 
 
 def test_explicit_bf16_without_native_support_warns_once_and_runs(bf16_native):

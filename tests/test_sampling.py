@@ -5,7 +5,7 @@ import torch
 
 from vae_utils import SkipVAE
 from vae_utils.losses import kl_divergence
-from vae_utils.sampling import LatentGMM, active_channels, encode_means, fit_gmm, gmm_samples
+from vae_utils.sampling import LatentGMM, active_channels, encode_means, gmm_samples
 
 
 def _codes(n=600, seed=0):
@@ -45,7 +45,7 @@ def test_gmm_samples_are_images_in_range():
     with torch.no_grad():
         model.encoder.head.stats.mu.weight.mul_(100)  # an untrained encoder's codes barely vary: make them
     images = torch.rand(40, 1, 64, 64)
-    gmm = fit_gmm(model, images, n_components=2)
+    gmm = LatentGMM(n_components=2).fit(encode_means(model, images))
     out = gmm_samples(model, gmm, 5, seed=0)
     assert out.shape == (5, 1, 64, 64) and 0 <= out.min() and out.max() <= 1
     assert torch.equal(out, gmm_samples(model, gmm, 5, seed=0))

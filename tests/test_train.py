@@ -230,6 +230,9 @@ class FakeScaler:
     def update(self):
         self.updates += 1
 
+    def is_enabled(self):
+        return True
+
     def state_dict(self):
         return {"scale": self.scale_value, "updates": self.updates}
 

@@ -1,16 +1,9 @@
 """Checkpoints: written atomically, read with `weights_only=True` onto the CPU, rebuilt from the config they store.
 
-Two kinds, both read by `load_checkpoint`:
-- resumable (`save_checkpoint`, about 48 MB): the weights, the model config, the optimiser and grad-scaler states,
-  the epoch, the history, the RNG states, the seconds trained and the run's identity (`train.run_identity`);
-- weights only (`export_weights`, about 8 MB in fp16): the weights, the model config, the identity and a summary.
-`torch.load(weights_only=True)` never runs code from the file: a checkpoint from the internet is data, not a program.
-Files are always read onto the CPU and the model is moved afterwards, so a GPU run's file opens anywhere, and its
-RNG states stay CPU tensors, which is what `torch.set_rng_state` needs.
+Two kinds: resumable (`save_checkpoint`, about 48 MB, with the optimiser, RNG states and history) and weights only
+(`export_weights`, about 8 MB in fp16). `weights_only=True` never runs code from the file; reading onto the CPU
+first lets a GPU run's file open anywhere and keeps RNG states the CPU tensors `torch.set_rng_state` needs.
 """
-from __future__ import annotations
-
-import dataclasses
 import os
 import pickle
 import zipfile
@@ -37,20 +30,15 @@ def _cpu_weights(model, dtype=None) -> dict:
 def save_checkpoint(path, model: SkipVAE, **state) -> Path:
     """Write a resumable checkpoint atomically: the model's weights and config, and `state` (optimizer, scaler,
     epoch, history, train_config, rng, identity, seconds), each as plain tensors and types."""
-    if dataclasses.is_dataclass(state.get("train_config")):
-        state["train_config"] = dataclasses.asdict(state["train_config"])
     return _write(path, {"format": FORMAT, "model_config": model.config.to_dict(), "model": _cpu_weights(model),
                          **state})
 
 
-def export_weights(path, model: SkipVAE, summary: Optional[dict] = None, dtype=torch.float16,
-                   identity: Optional[dict] = None) -> Path:
-    """Write a weights-only file atomically: the weights in `dtype` (fp16 halves fp32's size; loading casts them
-    back), the model config, the run identity and a summary (e.g. the metrics, images seen, the machine)."""
-    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        raise ValueError(f"dtype must be torch.float16, torch.bfloat16 or torch.float32, got {dtype!r}")
+def export_weights(path, model: SkipVAE, summary: Optional[dict] = None, identity: Optional[dict] = None) -> Path:
+    """Write a weights-only file atomically: the weights in fp16 (half of fp32's size; loading casts them back),
+    the model config, the run identity and a summary (e.g. the metrics, images seen, the machine)."""
     return _write(path, {"format": WEIGHTS_FORMAT, "model_config": model.config.to_dict(),
-                         "model": _cpu_weights(model, dtype), "dtype": str(dtype).replace("torch.", ""),
+                         "model": _cpu_weights(model, torch.float16), "dtype": "float16",
                          "identity": identity or {}, "summary": summary or {}})
 
 
@@ -89,17 +77,14 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
-def load_checkpoint(path, device="cpu", expect: Optional[VAEConfig] = None):
+def load_checkpoint(path, device="cpu"):
     """(model, checkpoint dict): the model rebuilt from the stored config, its weights loaded in fp32 on the CPU,
-    then moved to `device`. `expect`: raise CheckpointError unless the stored config equals this one."""
+    then moved to `device`."""
     ckpt = read_checkpoint(path)
     try:
         config = VAEConfig.from_dict(ckpt["model_config"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path} stores an invalid model config: {err}") from None
-    if expect is not None and config != expect:
-        diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(expect).items() if getattr(config, k) != v}
-        raise CheckpointError(f"{path} was trained with a different architecture; (expected, found): {diff}")
     model = SkipVAE(config)
     try:  # an fp16 or bf16 export is cast back to fp32, the dtype every computation here expects
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()})

@@ -1,27 +1,23 @@
 """The tutorial's defaults, defined once, and the notebooks' papermill runs, checked where they enter.
 
-A notebook parameter left at None takes the default defined here. `train_run` turns notebook 05's parameters into
-the data, the model and training configs and an output folder; `study_run` does the same for the notebooks that
-train small models of their own (04, 07). VAEConfig, TrainConfig and make_dataset validate their own fields, so
-this module checks only what none of them sees. Under the smoke test (`make test`) every run shrinks to seconds on
-the same code path; only a run given `figures_dir` (`make tutorial` gives figures/) writes figures.
+A notebook parameter left at None takes the default defined here. `train_run` (notebook 05) and `study_run` (04,
+07) check only what VAEConfig, TrainConfig and make_dataset do not; under the smoke test every run shrinks to
+seconds on the same code path, and only a run given `figures_dir` (`make tutorial`) writes figures.
 """
-from __future__ import annotations
-
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 from .checkpoint import export_weights, load_checkpoint, read_checkpoint
-from .data import check_dataset_name, check_image_size
+from .data import DEFAULT_SIZES, GREY, check_dataset_name
 from .model import VAEConfig
 from .runtime import describe_machine, get_device, run_path, smoke_test
 from .train import TrainConfig
 
 # the data: the built-in shapes, grey, 64x64; notebook 05 trains on N_TRAIN images and validates on N_TEST
 DATASET, IMAGE_SIZE, CHANNELS = "shapes", 64, 1
-N_TRAIN, N_TEST = 20_000, 2_000
+N_TRAIN, N_TEST = DEFAULT_SIZES["train"], DEFAULT_SIZES["test"]  # the built-in splits, sized in data.py
 
 # the model: the spec's encoder and decoder without the skips, so that everything reaches the decoder through z
 # and the model can sample (notebook 07 measures the alternatives)
@@ -31,15 +27,10 @@ MODEL = VAEConfig(in_channels=CHANNELS, image_size=IMAGE_SIZE, latent="learned",
 TRAIN = TrainConfig(
     minutes=3.0,  # a time budget: a faster machine trains more steps in the same wait
     epochs=3,  # used instead of minutes when a run asks for exact reproducibility
-    batch_size=64,
-    lr=1e-3,  # AdamW's peak
-    lr_schedule="cosine",
-    lr_warmup=0.02,
+    batch_size=64, lr=1e-3, lr_schedule="cosine", lr_warmup=0.02,  # AdamW's peak learning rate and its schedule
     beta=1.0,  # the true ELBO after warm-up
     kl_warmup=0.1,  # linear KL warm-up over the first tenth of the run
-    free_bits=0.0,
-    likelihood="bernoulli",
-    seed=0,
+    free_bits=0.0, likelihood="bernoulli", seed=0,
     precision="auto",  # bf16 where it is native, else fp32
 )
 
@@ -164,21 +155,19 @@ def train_run(**params) -> TrainRun:
                          f"minutes={params['minutes']!r}, epochs={params['epochs']!r}")
     p = {**known, **{k: v for k, v in params.items() if v is not None}}
     check_dataset_name(p["dataset"])
-    h, w = check_image_size(p["image_size"])
     channels = _choice("channels", p["channels"], (1, 3, "native"))
     channels = None if channels == "native" else channels  # make_loaders: None keeps the dataset's own
     _choice("download", p["download"], (True, False))
     _choice("resume", p["resume"], (True, False))
-    if not isinstance(p["data_root"], str):
-        raise ValueError(f"data_root must be a folder path, got {p['data_root']!r}")
+    _path("data_root", p["data_root"])
     get_device(p["device"])  # raises for an unknown or absent device
     budget = {"epochs": p["epochs"]} if p["epochs"] is not None else {"minutes": p["minutes"]}
     train = train_config(**{k: p[k] for k in TRAIN_KEYS if k != "minutes"}, **budget, device=p["device"])
-    natural = 1 if p["dataset"] in ("shapes", "shapes-small", "mnist", "fashion-mnist") else 3
-    model = model_config(in_channels=channels or natural, image_size=(h, w), **{k: p[k] for k in MODEL_KEYS})
-    data = dict(name=p["dataset"], image_size=(h, w), channels=channels, root=p["data_root"], download=p["download"],
-                seed=p["seed"], batch_size=p["batch_size"], n_train=_count("n_train", p["n_train"]),
-                n_test=_count("n_test", p["n_test"]))
+    model = model_config(in_channels=channels or (1 if p["dataset"] in GREY else 3), image_size=p["image_size"],
+                         **{k: p[k] for k in MODEL_KEYS})  # VAEConfig checks image_size
+    data = dict(name=p["dataset"], image_size=model.image_size, channels=channels, root=p["data_root"],
+                download=p["download"], seed=p["seed"], batch_size=p["batch_size"],
+                n_train=_count("n_train", p["n_train"]), n_test=_count("n_test", p["n_test"]))
     if smoke_test():
         data.update(SMOKE["05"])
         train = replace(train, epochs=1, minutes=None)
@@ -187,8 +176,7 @@ def train_run(**params) -> TrainRun:
 
 
 def train_run_from(namespace: dict) -> TrainRun:
-    """`train_run` on notebook 05's parameters found in `namespace` (the notebook's globals(), which also holds any
-    parameter that papermill injected beyond the visible ones)."""
+    """`train_run` on notebook 05's parameters in `namespace`: its globals(), with any that papermill injected."""
     known = {**notebook_defaults("05"), **TRAIN_RUN_EXTRAS}
     return train_run(**{name: namespace[name] for name in known if name in namespace})
 
@@ -212,21 +200,19 @@ def study_run(notebook: str, minutes=None, n_train=None, n_test=None, n_samples=
     if notebook not in BUDGETS:
         raise ValueError(f"notebook must be one of {sorted(BUDGETS)} (those that train models of their own), "
                          f"got {notebook!r}")
-    d = notebook_defaults(notebook)
-    minutes, seed = d["minutes"] if minutes is None else minutes, d["seed"] if seed is None else seed
-    n_train, n_test = _count("n_train", d["n_train"] if n_train is None else n_train), \
-        _count("n_test", d["n_test"] if n_test is None else n_test)
-    n_samples = d["n_samples"] if n_samples is None else n_samples
+    given = dict(minutes=minutes, n_train=n_train, n_test=n_test, n_samples=n_samples, seed=seed)
+    p = {**notebook_defaults(notebook), **{k: v for k, v in given.items() if v is not None}}
+    n_samples = p["n_samples"]
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
         raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
-    train = train_config(minutes=minutes, seed=seed, log_every=1, progress=False)  # TrainConfig checks both
-    data = loader_kwargs(n_train=n_train, n_test=n_test, seed=seed)
+    train = train_config(minutes=p["minutes"], seed=p["seed"], log_every=1, progress=False)  # TrainConfig checks them
+    data = loader_kwargs(n_train=_count("n_train", p["n_train"]), n_test=_count("n_test", p["n_test"]), seed=p["seed"])
     if smoke_test():
         train = replace(train, epochs=1, minutes=None)
         data.update({k: v for k, v in SMOKE[notebook].items() if k != "n_samples"})
         n_samples = SMOKE[notebook]["n_samples"]
     out = run_path(_path("out_dir", out_dir)) if out_dir is not None else None
-    return StudyRun(data, train, n_samples, seed, out, _path("figures_dir", figures_dir))
+    return StudyRun(data, train, n_samples, p["seed"], out, _path("figures_dir", figures_dir))
 
 
 def study_run_from(notebook: str, namespace: dict) -> StudyRun:

@@ -5,8 +5,6 @@ Alemi et al., "Fixing a Broken ELBO" (2018) for the names distortion and rate; H
 Kingma et al. (2016) for free bits; Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (2016).
 Every term is summed over an image's pixels or latent elements and averaged over the batch.
 """
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 

@@ -1,12 +1,9 @@
 """Evaluation that works offline on any labelled dataset: likelihood, reconstruction, latent use, sample quality.
 
-References: PSNR; active units (Burda et al., 2016); the Inception Score (Salimans et al., 2016) and the Fréchet
-Inception Distance (Heusel et al., 2017), both computed here with a small CNN trained on the dataset's own labels
-instead of Inception weights, which cannot be downloaded offline. Each sample-quality figure comes with its
-real-versus-real baseline, so it has a scale.
+References: active units (Burda et al., 2016); the Inception Score (Salimans et al., 2016) and the Fréchet Inception
+Distance (Heusel et al., 2017), both computed with a small CNN trained on the dataset's own labels instead of
+Inception weights, which cannot be downloaded offline; each comes with a real-versus-real baseline as its scale.
 """
-from __future__ import annotations
-
 import math
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -20,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from .data import BatchLoader
-from .sampling import active_channels, encode_means, fit_gmm, gmm_samples
+from .sampling import LatentGMM, active_channels, batched, encode_means, gmm_samples
 from .train import TrainConfig, evaluate
 
 
@@ -59,8 +56,7 @@ def shape_probe(train_means: torch.Tensor, train_labels: torch.Tensor, test_mean
     """Test accuracy of a logistic regression from posterior means (N, D) to labels: how linearly the code
     separates the classes (chance is 1 / classes). Features are standardised on the training codes."""
     keep = train_means.double().std(0) > 1e-6  # constant channels carry nothing and only slow the solver
-    if not keep.any():
-        keep[:] = True
+    keep = keep if keep.any() else ~keep  # all constant: keep them all
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     clf.fit(train_means[:, keep].double().numpy(), train_labels.numpy())
     return float(clf.score(test_means[:, keep].double().numpy(), test_labels.numpy()))
@@ -68,10 +64,9 @@ def shape_probe(train_means: torch.Tensor, train_labels: torch.Tensor, test_mean
 
 def factor_correlations(means: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """|Pearson r| (F, D) between each true factor (N, F) and each channel of the posterior means (N, D)."""
-    def standardise(a):
-        a = a.double()
-        s = a.std(0, unbiased=False)
-        return (a - a.mean(0)) / torch.where(s > 1e-12, s, torch.ones_like(s))
+    def standardise(a):  # each column to mean 0, standard deviation 1 (a constant column stays 0)
+        a = a.double() - a.double().mean(0)
+        return a / a.std(0, unbiased=False).clamp_min(1e-12)
     return (standardise(factors).T @ standardise(means) / len(means)).abs()
 
 
@@ -81,10 +76,7 @@ def psnr(mse: float) -> float:
 
 
 def reliance(mse_normal: float, mse_without: float) -> float:
-    """How much reconstruction depends on an input: 1 - normal error / error without it, clipped to [0, 1].
-
-    0: removing it changes nothing (the decoder ignores it); near 1: the reconstruction needs it.
-    """
+    """1 - normal error / error without an input, clipped to [0, 1]: 0 if the decoder ignores it, near 1 if needed."""
     return float(min(1.0, max(0.0, 1.0 - mse_normal / max(mse_without, 1e-12))))
 
 
@@ -95,27 +87,26 @@ def latent_reliance(model, loader, seed: int = 0) -> dict:
     model.eval()
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    sums, n = {"normal": 0.0, "z_from_prior": 0.0, "skips_zeroed": 0.0}, 0
+    sums, n = dict.fromkeys(("mse", "mse_z_from_prior", "mse_skips_zeroed"), 0.0), 0
     for x, _ in loader:
         x = x.to(dev)
         mu, _, skips = model.encode(x)
         z_prior = torch.randn(mu.shape, generator=g).to(dev)  # drawn on the CPU: the same draw on every device
-        outs = {"normal": model.decode(mu, skips), "z_from_prior": model.decode(z_prior, skips),
-                "skips_zeroed": model.decode(mu, {})}
+        outs = {"mse": model.decode(mu, skips), "mse_z_from_prior": model.decode(z_prior, skips),
+                "mse_skips_zeroed": model.decode(mu, {})}
         for k, out in outs.items():
             sums[k] += F.mse_loss(out, x, reduction="sum").item()
         n += x.numel()
     mse = {k: v / n for k, v in sums.items()}
-    return {"mse": mse["normal"], "mse_z_from_prior": mse["z_from_prior"], "mse_skips_zeroed": mse["skips_zeroed"],
-            "z_reliance": reliance(mse["normal"], mse["z_from_prior"]),
-            "skip_reliance": reliance(mse["normal"], mse["skips_zeroed"])}
+    return {**mse, "z_reliance": reliance(mse["mse"], mse["mse_z_from_prior"]),
+            "skip_reliance": reliance(mse["mse"], mse["mse_skips_zeroed"])}
 
 
 # --- a small classifier instead of Inception -----------------------------------------------------------
 
 class SmallCNN(nn.Module):
     """Three strided convolutions with batch norm, a global max-pool (a small shape on a large background would
-    be averaged away), and a linear layer; `features` is the 64-d penultimate layer."""
+    be averaged away), and a linear layer; `body` gives the 64-d penultimate features."""
 
     def __init__(self, in_channels: int, n_classes: int):
         super().__init__()
@@ -126,9 +117,6 @@ class SmallCNN(nn.Module):
             nn.AdaptiveMaxPool2d(1), nn.Flatten(),  # -> (B, 64)
         )
         self.head = nn.Linear(64, n_classes)
-
-    def features(self, x):
-        return self.body(x)
 
     def forward(self, x):
         return self.head(self.body(x))
@@ -152,7 +140,7 @@ def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
 
 
 def judge_baseline() -> dict:
-    """The shipped judge's figures on the 2,000 real test shapes (accuracy, IS, Fréchet distance between two
+    """The shipped judge's numbers on the 2,000 real test shapes (accuracy, IS, Fréchet distance between two
     halves): the scale for every model's numbers."""
     return torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)["real_baseline"]
 
@@ -175,12 +163,8 @@ def train_classifier(loader, n_classes: int, epochs: int = 8, lr: float = 3e-3, 
 @torch.no_grad()
 def classify(net: SmallCNN, images: torch.Tensor, batch: int = 256):
     """(probabilities (N, K), penultimate features (N, 64)) for images in [0, 1]."""
-    probs, feats = [], []
-    for i in range(0, len(images), batch):
-        f = net.features(images[i:i + batch].float().cpu())
-        feats.append(f)
-        probs.append(F.softmax(net.head(f), 1))
-    return torch.cat(probs), torch.cat(feats)
+    feats = torch.cat([net.body(b.float().cpu()) for b in images.split(batch)])  # (N, 64)
+    return F.softmax(net.head(feats), 1), feats
 
 
 def inception_score(probs: torch.Tensor) -> float:
@@ -211,55 +195,41 @@ def real_baseline(net: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> 
             "frechet": frechet_distance(feats[:half], feats[half:2 * half])}
 
 
-@torch.no_grad()
-def sample_quality(model, net: SmallCNN, test_images: torch.Tensor, test_labels: torch.Tensor,
-                   n_samples: int = 1000, seed: int = 0) -> dict:
-    """Classifier accuracy on reconstructions; Inception-style score and Fréchet distance of prior samples
-    (None where the configuration cannot sample)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    recs = torch.cat([model.reconstruct(test_images[i:i + 256].to(dev)).cpu() for i in range(0, len(test_images), 256)])
-    acc = float((classify(net, recs)[0].argmax(1) == test_labels).float().mean())
-    out = {"recon_accuracy": acc, "inception_score": None, "frechet": None}
-    if not model.config.needs_encoder:
-        g = torch.Generator().manual_seed(seed)
-        samples = torch.cat([model.sample(min(256, n_samples - i), g).cpu() for i in range(0, n_samples, 256)])
-        probs, feats = classify(net, samples)
-        _, real = classify(net, test_images[:n_samples])
-        out.update(inception_score=inception_score(probs), frechet=frechet_distance(feats, real))
-    return out
+def _scores(net: SmallCNN, samples: torch.Tensor, real: torch.Tensor) -> tuple:
+    """(IS of the samples, their Fréchet distance to as many real images)."""
+    probs, feats = classify(net, samples)
+    return inception_score(probs), frechet_distance(feats, classify(net, real[:len(samples)])[1])
 
 
 def evaluate_all(model, test_loader, net: Optional[SmallCNN], cfg: Optional[TrainConfig] = None,
                  n_samples: int = 1000, seed: int = 0, train_set=None, gmm: bool = False) -> dict:
-    """Every figure of the tutorial's judge for one model, as a flat dict (None where it does not apply).
+    """Every METRICS number for one model, as a flat dict (None where it does not apply).
 
-    -ELBO, its rate (KL) and distortion (reconstruction) terms; active units (Burda et al.); PSNR; z and skip
-    reliance; with a judge `net`: its accuracy on reconstructions, and IS and Fréchet distance of prior samples
-    (and, with gmm=True, of samples from a mixture fitted to the training codes). With a labelled `train_set`
-    (an ImageDataset; its first 5,000 images): the linear probe's accuracy from mu to the label, and, where the
-    data has factors, each factor's best |r| with a latent channel.
+    With a judge `net`: its accuracy on reconstructions and the IS and Fréchet distance of prior samples (and with
+    gmm=True of mixture samples); with a `train_set` (its first 5,000 images): the linear probe from mu to the label.
     """
     cfg = cfg or TrainConfig(progress=False)
     elbo = evaluate(model, test_loader, cfg, seed)
     rel = latent_reliance(model, test_loader, seed)
     ds = test_loader.dataset
     means = encode_means(model, ds.images).flatten(1)  # (N, D)
-    out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["rate"], "distortion": elbo["distortion"],
-           "active_units": int(active_channels(means).sum()), "mse": rel["mse"], "psnr": psnr(rel["mse"]),
-           "z_reliance": rel["z_reliance"], "skip_reliance": rel["skip_reliance"],
-           "mse_z_from_prior": rel["mse_z_from_prior"], "probe": None, "gmm_inception_score": None,
-           "gmm_frechet": None}
-    if net is not None:
-        out.update(sample_quality(model, net, ds.images, ds.labels, n_samples, seed))
+    out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["rate"], "distortion": elbo["distortion"], **rel,
+           "active_units": int(active_channels(means).sum()), "psnr": psnr(rel["mse"]), "recon_accuracy": None,
+           "inception_score": None, "frechet": None, "probe": None, "gmm_inception_score": None, "gmm_frechet": None}
+    if net is not None:  # the judge on reconstructions, and on prior samples where the configuration can draw them
+        recs = batched(model, model.reconstruct, ds.images)
+        out["recon_accuracy"] = float((classify(net, recs)[0].argmax(1) == ds.labels).float().mean())
+        if not model.config.needs_encoder:
+            g = torch.Generator().manual_seed(seed)
+            samples = torch.cat([model.sample(min(256, n_samples - i), g).cpu() for i in range(0, n_samples, 256)])
+            out["inception_score"], out["frechet"] = _scores(net, samples, ds.images)
     if train_set is not None:
-        train_means = encode_means(model, train_set.images[:5000]).flatten(1)
-        out["probe"] = shape_probe(train_means, train_set.labels[:5000], means, ds.labels)
+        train_codes = encode_means(model, train_set.images[:5000])  # (5000, 256, h, w), encoded once for both
+        out["probe"] = shape_probe(train_codes.flatten(1), train_set.labels[:5000], means, ds.labels)
         if gmm and net is not None:
-            mixture = fit_gmm(model, train_set.images[:5000], seed=seed)
-            probs, feats = classify(net, gmm_samples(model, mixture, n_samples, seed))
-            _, real = classify(net, ds.images[:n_samples])
-            out.update(gmm_inception_score=inception_score(probs), gmm_frechet=frechet_distance(feats, real))
+            mixture = LatentGMM(seed=seed).fit(train_codes)
+            out["gmm_inception_score"], out["gmm_frechet"] = _scores(net, gmm_samples(model, mixture, n_samples, seed),
+                                                                     ds.images)
     if getattr(ds, "factors", None) is not None:
         corr = factor_correlations(means, ds.factors)  # (F, D)
         out.update({f"r_{name}": float(corr[j].max()) for j, name in enumerate(ds.factor_names) if name != "shape"})

@@ -1,16 +1,10 @@
 """SkipVAE: a convolutional VAE whose decoder adds encoder features back, U-Net style.
 
-References:
-- Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (the VAE, the reparameterisation trick);
-- Dieng, Kim, Rush & Blei, "Avoiding Latent Variable Collapse with Generative Skip Models",
-  AISTATS 2019 (`skip_source="z"`);
-- the step tables in `vae_utils.spec`, from which every stage below is built.
-
-Tensors are PyTorch's (B, C, H, W); the shape comments use the spec's H, W and channel counts.
+References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014); Dieng, Kim, Rush & Blei, "Avoiding Latent
+Variable Collapse with Generative Skip Models" (2019) for `skip_source="z"`; the step tables in `vae_utils.spec`,
+from which every stage is built. Tensors are (B, C, H, W); shape comments use the spec's H, W and channels.
 """
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Optional, Union
 
 import torch
@@ -18,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import spec
-from .spec import check_size
+from .spec import check_image_size
 
 LATENT_CHANNELS = spec.ENCODER[-1].channels  # 256, Step 17
 N_LEVELS = 6  # skip levels 0..5: the input image (H) and the five stage pools (H/2 ... H/32)
@@ -28,6 +22,8 @@ SKIP_PRESETS = {
     "coarse": (4, 5),  # H/16 and H/32 only
     "no-input": (1, 2, 3, 4, 5),  # all but Step 22's input image, the most direct leak
 }
+CHOICES = {"latent": ("learned", "spec"), "skip_source": ("encoder", "z"), "decoder_activation": ("leaky_relu", "relu"),
+           "init": ("kaiming", "torch"), "norm": ("none", "group", "batch")}  # VAEConfig's string options
 
 
 @dataclass
@@ -46,18 +42,12 @@ class VAEConfig:
     norm: str = "none"  # "none" (the spec); "group": GroupNorm(8) between each 3x3 convolution and its activation; "batch": BatchNorm
 
     def __post_init__(self):
-        if isinstance(self.image_size, int):
-            self.image_size = (self.image_size, self.image_size)
-        self.image_size = tuple(int(s) for s in self.image_size)
-        for s in self.image_size:
-            check_size(s, "image_size")
+        self.image_size = check_image_size(self.image_size)
         if not isinstance(self.in_channels, int) or self.in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer (1 for grey, 3 for RGB), got {self.in_channels!r}")
-        _check_choice("latent", self.latent, ("learned", "spec"))
-        _check_choice("skip_source", self.skip_source, ("encoder", "z"))
-        _check_choice("decoder_activation", self.decoder_activation, ("leaky_relu", "relu"))
-        _check_choice("init", self.init, ("kaiming", "torch"))
-        _check_choice("norm", self.norm, ("none", "group", "batch"))
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.skip_dropout) < 1.0:
             raise ValueError(f"skip_dropout must lie in [0, 1), got {self.skip_dropout!r}")
         self.skips = _normalise_skips(self.skips)
@@ -74,24 +64,16 @@ class VAEConfig:
 
     def to_dict(self) -> dict:
         """Plain types only, so that torch.load(weights_only=True) can read it back."""
-        d = asdict(self)
-        d["image_size"] = list(self.image_size)
-        d["skips"] = self.skips if isinstance(self.skips, str) else list(self.skips)
-        return d
+        return {**asdict(self), "image_size": list(self.image_size),
+                "skips": self.skips if isinstance(self.skips, str) else list(self.skips)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
         """The config that `to_dict` wrote; a missing field takes its default, an unknown one is an error."""
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown VAEConfig field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        if set(d) - known:
+            raise ValueError(f"unknown VAEConfig field(s) {sorted(set(d) - known)}; expected some of {sorted(known)}")
         return cls(**d)
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 def _normalise_skips(skips):
@@ -116,12 +98,10 @@ def check_input(x: torch.Tensor, channels: int) -> None:
     if x.dim() != 4:
         fix = "; add a batch dimension with x.unsqueeze(0)" if x.dim() == 3 else ""
         raise ValueError(f"expected a 4-D batch {expected}, got shape {tuple(x.shape)}{fix}")
-    _, c, h, w = x.shape
-    if c != channels:
-        raise ValueError(f"expected {channels} channel(s), shape {expected}, got {c} in {tuple(x.shape)}; "
-                         f"convert the images or build the model with VAEConfig(in_channels={c})")
-    check_size(h, "image height")
-    check_size(w, "image width")
+    if x.shape[1] != channels:
+        raise ValueError(f"expected {channels} channel(s), shape {expected}, got {x.shape[1]} in {tuple(x.shape)}; "
+                         f"convert the images or build the model with VAEConfig(in_channels={x.shape[1]})")
+    check_image_size(tuple(x.shape[2:]))
 
 
 def _activation(kind: str, slope: float) -> nn.Module:
@@ -188,8 +168,7 @@ class LatentHead(nn.Module):
     def __init__(self, channels: int, latent: str):
         super().__init__()
         self.pool = nn.MaxPool2d(2)  # (B, 256, H/32, W/32) -> (B, 256, H/64, W/64)
-        stats = LearnedStats(channels) if latent == "learned" else SpecStats()
-        self.stats = _tag(stats, "encoder", spec.ENCODER[-2])
+        self.stats = _tag(LearnedStats(channels) if latent == "learned" else SpecStats(), "encoder", spec.ENCODER[-2])
 
     def forward(self, h):
         h = self.pool(h)  # (B, 256, H/32, W/32) -> (B, 256, H/64, W/64)
@@ -245,18 +224,16 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
-        stages, levels, c_in = [], [], LATENT_CHANNELS
+        stages, c_in = [], LATENT_CHANNELS
         for filters, steps in spec.decoder_stages():  # 256, 128, 64, 32, 16, Output
             last = filters == spec.OUTPUT
             c_out = cfg.in_channels if last else filters
             # Steps 23-24 have no activation in the table; the sigmoid comes in SkipVAE.decode
-            acts = (nn.Identity(), nn.Identity()) if last else tuple(
-                _activation(cfg.decoder_activation, cfg.negative_slope) for _ in range(2))
+            acts = [nn.Identity() if last else _activation(cfg.decoder_activation, cfg.negative_slope) for _ in range(2)]
             stages.append(DecoderStage(c_in, c_out, acts, steps, "none" if last else cfg.norm))  # no norm on the output
-            levels.append(spec.skip_level(steps[1]))  # 5, 4, 3, 2, 1, 0
             c_in = c_out
         self.stages = nn.ModuleList(stages)
-        self.levels = tuple(levels)
+        self.levels = tuple(spec.skip_level(steps[1]) for _, steps in spec.decoder_stages())  # 5, 4, 3, 2, 1, 0
         self.z_skips = None
         if cfg.skip_source == "z":  # one 1x1 projection of z per add point in use
             widths = {lvl: st.up.out_channels for lvl, st in zip(self.levels, self.stages)}
@@ -268,9 +245,7 @@ class Decoder(nn.Module):
                 for k, proj in self.z_skips.items()}  # (B, 256, H/64, W/64) -> (B, c_k, H/2**k, W/2**k)
 
     def forward(self, z, skips: Optional[dict] = None):
-        if self.z_skips is not None:
-            skips = self.skips_from_z(z)
-        skips = skips or {}
+        skips = self.skips_from_z(z) if self.z_skips is not None else skips or {}
         h = z  # (B, 256, H/64, W/64)
         for stage, level in zip(self.stages, self.levels):
             h = stage(h, skips.get(level))  # (B, c, h, w) -> (B, c', 2h, 2w)
@@ -278,22 +253,17 @@ class Decoder(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """He (Kaiming) normal weights, with the gain of the activation that follows each convolution, and zero biases.
+    """He (Kaiming) normal weights for the activation after each convolution, zero biases (He et al., 2015).
 
-    PyTorch's default init gives a convolution about a sixth of the weight variance that keeps a LeakyReLU signal
-    at constant scale (He et al., 2015), so through this network's 30 plain convolutions the signal fades and
-    early training crawls. Notebook 05 shows the scale stage by stage.
-    """
-    gains = {}
-    for m in model.modules():
-        if isinstance(m, ConvAct):  # the activation after the convolution sets its gain
-            act = m[-1]
-            gains[m[0]] = (("leaky_relu", act.negative_slope) if isinstance(act, nn.LeakyReLU) else
-                           ("relu", 0.0) if isinstance(act, nn.ReLU) else ("linear", 0.0))
+    PyTorch's default gives about a sixth of the variance that keeps a LeakyReLU signal at constant scale, so through
+    30 plain convolutions the signal fades and early training crawls (notebook 05 shows it stage by stage)."""
+    acts = {m[0]: m[-1] for m in model.modules() if isinstance(m, ConvAct)}  # each convolution's activation
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nonlinearity, slope = gains.get(m, ("linear", 0.0))  # transposed convs and 1x1 heads: no activation
-            nn.init.kaiming_normal_(m.weight, a=slope, nonlinearity=nonlinearity)
+            act = acts.get(m)  # None for transposed convs and 1x1 heads: no activation
+            rectified = isinstance(act, (nn.LeakyReLU, nn.ReLU))  # ReLU is LeakyReLU with slope 0
+            nn.init.kaiming_normal_(m.weight, a=getattr(act, "negative_slope", 0.0),
+                                    nonlinearity="leaky_relu" if rectified else "linear")
             nn.init.zeros_(m.bias)
 
 

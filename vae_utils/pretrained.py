@@ -1,11 +1,8 @@
 """The pretrained model that notebooks 06 and 07 explore, shipped inside the package so that Colab has it too.
 
-`make pretrained` trains it with notebook 05 and params/pretrained.yaml; `tools/pretrained.py` then writes three
-files here: the weights in fp16 (about 8 MB, read with `torch.load(weights_only=True)`), its judge figures with the
-training time, images seen and machine (`shapes_vae.json`), and its training history (`shapes_vae_history.json`).
+`make pretrained` trains it with notebook 05; `tools/pretrained.py` writes the fp16 weights (about 8 MB), its
+metrics with training time and machine (`shapes_vae.json`) and its history here.
 """
-from __future__ import annotations
-
 import json
 from pathlib import Path
 
@@ -19,7 +16,7 @@ SKIP_STUDY = DIR / "skip_study.json"  # notebook 07's configurations on three se
 
 
 def load_pretrained(device="cpu"):
-    """(model, summary): the shipped model in eval mode on `device`, and its judge figures and training facts."""
+    """(model, summary): the shipped model in eval mode on `device`, and its metrics and training facts."""
     if not WEIGHTS.exists():
         raise FileNotFoundError(f"no pretrained model at {WEIGHTS}; `make pretrained` trains and exports one")
     model, _ = load_checkpoint(WEIGHTS, device)

@@ -1,11 +1,8 @@
 """The shape report: run the real forward pass and compare every step's shape with the spec tables.
 
-The shapes are recorded by forward hooks on the modules that `model.py` tags with their spec step,
-so the report checks the code that runs, not a re-implementation of it.
+Forward hooks on the modules that `model.py` tags with their spec step record the shapes of the code that runs.
 """
-from __future__ import annotations
-
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -13,8 +10,7 @@ from . import spec
 from .model import SkipVAE
 
 
-@dataclass(frozen=True)
-class ShapeRow:
+class ShapeRow(NamedTuple):
     """One spec step: what the table says and what the model produced."""
 
     part: str
@@ -33,26 +29,20 @@ class ShapeRow:
 class ShapeReport(list):
     """A list of ShapeRows that prints as a table (and renders as one in a notebook)."""
 
-    columns = ("part", "step", "operation", "spec (H, W, C)", "actual (H, W, C)", "match", "note")
-
     @property
     def unexpected(self) -> list:
         """Mismatches that are not documented deviations: these are bugs."""
         return [r for r in self if not r.match and not r.by_design]
 
-    def rows(self) -> list:
-        return [(r.part, r.step, r.operation, _fmt(r.spec_shape), _fmt(r.actual),
-                 "yes" if r.match else ("by design" if r.by_design else "NO"), r.note)
-                for r in self]
-
     def __str__(self) -> str:
-        rows = [self.columns] + self.rows()
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(self.columns))]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        rows = [("part", "step", "operation", "spec (H, W, C)", "actual (H, W, C)", "match", "note")]
+        rows += [(r.part, r.step, r.operation, _fmt(r.spec_shape), _fmt(r.actual),
+                  "yes" if r.match else "by design" if r.by_design else "NO", r.note) for r in self]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
-    def _repr_pretty_(self, p, cycle):  # IPython shows the table, not a list of dataclasses
+    def _repr_pretty_(self, p, cycle):  # IPython shows the table, not a list of tuples
         p.text(str(self))
 
 
@@ -88,23 +78,21 @@ def _skip_notes(model: SkipVAE) -> dict:
 
 
 @torch.no_grad()
-def shape_report(model: SkipVAE, height: int = 64, width: int = 64, channels: int | None = None,
-                 parts: tuple = ("encoder", "decoder")) -> ShapeReport:
+def shape_report(model: SkipVAE, height: int = 64, width: int = 64, parts: tuple = ("encoder", "decoder")) -> ShapeReport:
     """One row per spec step (step, operation, spec shape, actual shape, match) for an input of this size."""
-    channels = model.config.in_channels if channels is None else channels
+    channels = model.config.in_channels
     x = torch.rand(2, channels, height, width, device=next(model.parameters()).device)  # on the model's device
     seen: dict = {}
 
-    def record(key):
-        def hook(module, args, output):
-            seen[key] = _hwc(output[0] if isinstance(output, tuple) else output)
+    def record(key):  # a forward hook records the module's output; a pre-hook (no output) its input
+        def hook(module, args, output=None):
+            t = args[0] if output is None else output
+            seen[key] = _hwc(t[0] if isinstance(t, tuple) else t)
         return hook
 
     handles = [m.register_forward_hook(record(m.spec_step)) for m in model.modules() if hasattr(m, "spec_step")]
-    handles.append(model.encoder.register_forward_pre_hook(
-        lambda m, args: seen.__setitem__(("encoder", "Input"), _hwc(args[0]))))
-    handles.append(model.decoder.register_forward_pre_hook(  # z, the latent the decoder receives
-        lambda m, args: seen.__setitem__(("encoder", "Step 17"), _hwc(args[0]))))
+    handles += [model.encoder.register_forward_pre_hook(record(("encoder", "Input"))),
+                model.decoder.register_forward_pre_hook(record(("encoder", "Step 17")))]  # z, the decoder's input
     was_training = model.training
     model.eval()
     try:

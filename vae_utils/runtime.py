@@ -1,12 +1,9 @@
 """Where and how code runs: the device, the precision (with the bf16 probe), seeding, run paths, the smoke switch
 and saving a figure.
 
-Precision: bf16 is used only where the hardware runs it natively. On a CPU that is AVX512-BF16 or AMX, which oneDNN
-may use; on a CUDA GPU it is compute capability 8.0 (Ampere) or newer: `torch.cuda.is_bf16_supported()` also
-counts emulation, which is True on a T4 (sm_75), where bf16 convolutions fall back to slow kernels.
+bf16 is used only where it is native: AVX512-BF16 or AMX that oneDNN may use, or CUDA compute capability 8.0 and
+up (`torch.cuda.is_bf16_supported()` also counts a T4's emulation, where bf16 convolutions crawl).
 """
-from __future__ import annotations
-
 import functools
 import os
 import platform
@@ -68,11 +65,7 @@ def seed_everything(seed: int) -> torch.Generator:
 def get_device(name: str = "auto") -> torch.device:
     """"auto" picks CUDA, then Apple's MPS, then the CPU; any other name is passed to torch.device."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -85,17 +78,11 @@ def get_device(name: str = "auto") -> torch.device:
 @functools.lru_cache(maxsize=None)
 def _cpuinfo() -> dict:
     """The first processor's fields of /proc/cpuinfo ({} where there is no such file)."""
-    info = {}
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                info[key.strip()] = value.strip()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # one block of "key : value" lines per CPU
     except OSError:
-        pass
-    return info
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
 
 
 def cpu_flags() -> set:
@@ -118,23 +105,16 @@ def cpu_native_bf16() -> bool:
     hardware = [_torch_check(torch.cpu, "_is_avx512_bf16_supported"), _torch_check(torch.cpu, "_is_amx_tile_supported")]
     if all(h is None for h in hardware):  # an older torch: read the flags
         hardware = [bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})]
-    if not any(hardware):
-        return False
-    ops = getattr(torch.ops, "mkldnn", None)
-    onednn = _torch_check(ops, "_is_mkldnn_bf16_supported") if ops is not None else None
-    return onednn is not False
-
-
-def cuda_native_bf16(capability: tuple) -> bool:
-    """True for a CUDA compute capability with native bf16 tensor cores: 8.0 (A100) or newer; a T4 is 7.5."""
-    return tuple(capability) >= (8, 0)
+    onednn = _torch_check(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported")  # None: cannot say
+    return any(hardware) and onednn is not False
 
 
 def native_bf16(device) -> bool:
-    """True where bf16 runs natively on `device` (see the module docstring); MPS and the rest: False."""
+    """True where bf16 runs natively on `device`: a CPU per cpu_native_bf16, a CUDA GPU with bf16 tensor cores
+    (compute capability 8.0, an A100, or newer; a T4 is 7.5); MPS and the rest: False."""
     device = torch.device(device)
     if device.type == "cuda":
-        return cuda_native_bf16(torch.cuda.get_device_capability(device))
+        return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
     return cpu_native_bf16() if device.type == "cpu" else False
 
 
@@ -142,9 +122,13 @@ class EmulatedBF16Warning(UserWarning):
     """precision='bf16' where bf16 is emulated: training runs, but slower than in fp32."""
 
 
+_warned_bf16 = False
+
+
 def resolve_precision(precision: str, device) -> str:
     """The precision a run really uses: "auto" is "bf16" where native_bf16(device), else "fp32"; any other choice
     is kept. An explicit "bf16" where it is emulated warns once per process."""
+    global _warned_bf16
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
@@ -152,33 +136,22 @@ def resolve_precision(precision: str, device) -> str:
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision='fp16' needs a CUDA GPU (it relies on a GradScaler); use 'bf16' or 'fp32'")
-    if precision == "bf16" and device.type in ("cpu", "cuda") and not native_bf16(device):
-        _warn_emulated_bf16(device)
-    return precision
-
-
-def autocast_dtype(precision: str):
-    """The autocast dtype of a resolved precision: None for fp32 (no autocast)."""
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def needs_grad_scaler(precision: str, device) -> bool:
-    """fp16 on CUDA scales the loss so that small gradients survive; bf16 has fp32's range and needs no scaler."""
-    return precision == "fp16" and torch.device(device).type == "cuda"
-
-
-_warned_bf16 = False
-
-
-def _warn_emulated_bf16(device: torch.device):
-    global _warned_bf16
-    if not _warned_bf16:
+    if precision == "bf16" and device.type in ("cpu", "cuda") and not native_bf16(device) and not _warned_bf16:
         _warned_bf16 = True
         where = (f"this GPU (compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))} < 8.0)"
                  if device.type == "cuda" else "this CPU (no AVX512-BF16 or AMX that oneDNN may use)")
         warnings.warn(f"bf16 is emulated on {where}, so training runs slower than in fp32 "
                       f"(benchmarks/throughput.py measures by how much): use precision='auto' or 'fp32'",
-                      EmulatedBF16Warning, stacklevel=3)
+                      EmulatedBF16Warning, stacklevel=2)
+    return precision
+
+
+AUTOCAST_DTYPE = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # by resolved precision; None: no autocast
+
+
+def needs_grad_scaler(precision: str, device) -> bool:
+    """fp16 on CUDA scales the loss so that small gradients survive; bf16 has fp32's range and needs no scaler."""
+    return precision == "fp16" and torch.device(device).type == "cuda"
 
 
 def cpu_summary() -> str:

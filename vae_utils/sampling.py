@@ -1,17 +1,11 @@
 """Codes and new images: posterior means, active channels, and a density fitted to the codes after training.
 
-References: Ghosh, Sajjadi, Vergari, Black & Schölkopf, "From Variational to Deterministic Autoencoders",
-ICLR 2020 (ex-post density estimation); Rosca, Lakshminarayanan & Mohamed, "Distribution Matching in
-Variational Inference", 2018 (the "holes" between the aggregate posterior and the prior).
-
-A VAE generates by decoding z ~ N(0, I). In a collapsed channel q(z|x) is close to N(0, I) for every image, so a
-prior draw there is what the decoder saw in training. In the few active channels the codes of real images fill a
-small, oddly shaped region, and prior draws land where the decoder was never trained: the "holes". Fitting a
-Gaussian mixture to the active channels of the training codes, and sampling from it instead, keeps the draws where
-the codes are. That is no longer the VAE's own generative model, so `SkipVAE.sample` keeps N(0, I).
+References: Ghosh et al., "From Variational to Deterministic Autoencoders" (2020), ex-post density estimation;
+Rosca, Lakshminarayanan & Mohamed (2018) on the "holes" between the aggregate posterior and the prior. In the few
+active channels real codes fill a small, oddly shaped region and prior draws land where the decoder never trained;
+a mixture fitted there keeps the draws among the codes. That is no longer the VAE's own prior, so
+`SkipVAE.sample` keeps N(0, I).
 """
-from __future__ import annotations
-
 from typing import Optional
 
 import torch
@@ -65,22 +59,19 @@ class LatentGMM:
 
 
 @torch.no_grad()
-def encode_means(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Posterior means (N, 256, h, w) of images (N, C, H, W), on the CPU."""
-    model.eval()
-    dev = next(model.parameters()).device
-    return torch.cat([model.encode(images[i:i + batch].to(dev))[0].float().cpu() for i in range(0, len(images), batch)])
-
-
-def fit_gmm(model, images: torch.Tensor, n_components: int = 10, seed: int = 0) -> LatentGMM:
-    """A LatentGMM fitted to the posterior means of `images` (use training images)."""
-    return LatentGMM(n_components, seed).fit(encode_means(model, images))
-
-
-@torch.no_grad()
-def gmm_samples(model, gmm: LatentGMM, n: int, seed: int = 0, batch: int = 256) -> torch.Tensor:
-    """n images (n, C, H, W) in [0, 1], decoded from codes drawn from the fitted mixture."""
+def batched(model, fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """fn (a method of `model`, put in eval mode) over x in batches on the model's device; float32 on the CPU."""
     model.eval()
     device = next(model.parameters()).device
+    return torch.cat([fn(b.to(device)).float().cpu() for b in x.split(batch)])
+
+
+def encode_means(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Posterior means (N, 256, h, w) of images (N, C, H, W), on the CPU."""
+    return batched(model, lambda x: model.encode(x)[0], images, batch)
+
+
+def gmm_samples(model, gmm: LatentGMM, n: int, seed: int = 0) -> torch.Tensor:
+    """n images (n, C, H, W) in [0, 1], decoded from codes drawn from the fitted mixture."""
     z = gmm.sample(n, torch.Generator().manual_seed(seed))  # drawn on the CPU, the same on every device
-    return torch.cat([model.decode(z[i:i + batch].to(device)).float().cpu() for i in range(0, n, batch)])
+    return batched(model, model.decode, z)

@@ -1,14 +1,9 @@
 """How far a run has got, and the two schedules that follow it: the learning rate and the KL weight.
 
-A run is measured by its progress p from 0 to 1: steps done over steps planned (`epochs`), or seconds spent
-over seconds allowed (`minutes`). Both schedules are functions of p, so they stretch to fit a time budget: a
-faster CPU or a GPU takes more steps in the same wait, with the same shape of warm-up and decay.
-
-References: Goyal et al. (2017) for learning-rate warm-up; Loshchilov & Hutter, "SGDR" (2017) for cosine
-decay; Bowman et al. (2016) for KL warm-up.
+Progress p runs from 0 to 1: steps done over steps planned, or seconds spent over seconds allowed. Both schedules
+are functions of p, so a faster machine takes more steps with the same warm-up and decay. References: Goyal et al.
+(2017), learning-rate warm-up; Loshchilov & Hutter (2017), cosine decay; Bowman et al. (2016), KL warm-up.
 """
-from __future__ import annotations
-
 import contextlib
 import math
 import time
@@ -59,9 +54,8 @@ class Budget:
 
     def progress(self, step: int) -> float:
         """p in [0, 1] before step number `step` (0-based)."""
-        if self.seconds is not None:
-            return min(1.0, self.elapsed() / self.seconds)
-        return min(1.0, step / max(1, self.total_steps))
+        done = self.elapsed() / self.seconds if self.seconds is not None else step / max(1, self.total_steps)
+        return min(1.0, done)
 
     def done(self, step: int) -> bool:
         """True once the budget is used up; checked before every step, so a run stops within one step of it."""

@@ -1,12 +1,8 @@
 """The two step tables of the VAE-SkipNet spec, as data.
 
-Source: the encoder and decoder step tables of `VAE-SkipNet-README.md` (shared/seed).
-This module is the single source of truth: the model's stages, `shape_report`, the tests,
-the notebooks, the tables in docs/spec.md and the architecture figure all derive from it.
-Shapes are written as in the spec, channels last: (H/d, W/d, channels).
+Source: the step tables of `VAE-SkipNet-README.md`. The model's stages, `shape_report`, the notebooks, docs/spec.md
+and the architecture figure all derive from them. Shapes are channels last, as in the spec: (H/d, W/d, channels).
 """
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -37,9 +33,8 @@ class Step:
         """The shape as the spec writes it, e.g. "(H/2, W/2, 16)"."""
         if self.divisor is None:
             return SCALAR
-        if self.divisor == 1:
-            return f"(H, W, {self.channels})"
-        return f"(H/{self.divisor}, W/{self.divisor}, {self.channels})"
+        d = "" if self.divisor == 1 else f"/{self.divisor}"
+        return f"(H{d}, W{d}, {self.channels})"
 
     @property
     def kind(self) -> str:
@@ -112,6 +107,14 @@ def check_size(n: int, name: str = "image size") -> None:
     if not isinstance(n, int) or n < DOWNSAMPLING or n % DOWNSAMPLING:
         fix = max(DOWNSAMPLING, DOWNSAMPLING * round(n / DOWNSAMPLING)) if isinstance(n, (int, float)) else DOWNSAMPLING
         raise ValueError(f"{name} {n!r} is not a multiple of 64 (six 2x2 pools must divide it); resize to {fix}")
+
+
+def check_image_size(image_size) -> tuple:
+    """(H, W) from an int (square) or a pair, each a positive multiple of 64; otherwise a ValueError with the fix."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    check_size(h, "image height")
+    check_size(w, "image width")
+    return h, w
 
 
 def encoder_stages() -> list[tuple[int, tuple[Step, Step, Step]]]:

@@ -1,18 +1,13 @@
 """A readable training loop: seeded, resumable, with a validation pass, a NaN guard and atomic checkpoints.
 
-The recipe (AdamW with learning-rate warm-up and cosine decay, linear KL warm-up, optional free bits, gradient
-clipping) follows Bowman et al. (2016) and Kingma et al. (2016); units are nats per image throughout. A run lasts
-`epochs`, or `minutes` of training time (validation and saving do not count); the schedules follow its progress
-either way. `train_step` is exactly what `train` runs per batch. Like nanoGPT's `model_args`, every checkpoint keeps
-the plain config dicts that shaped its weights (`run_identity`), so a run resumes or is reused only when they match.
+The recipe (AdamW, learning-rate warm-up and cosine decay, KL warm-up, optional free bits, gradient clipping)
+follows Bowman et al. (2016) and Kingma et al. (2016); units are nats per image. Like nanoGPT's `model_args`, every
+checkpoint keeps the plain config dicts that shaped its weights, so a run is resumed or reused only when they match.
 """
-from __future__ import annotations
-
 import contextlib
-import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +17,7 @@ from tqdm.auto import tqdm
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .losses import LIKELIHOODS, negative_elbo
 from .model import SkipVAE, VAEConfig
-from .runtime import (PRECISIONS, autocast_dtype, describe_machine, get_device, needs_grad_scaler, resolve_precision,
+from .runtime import (AUTOCAST_DTYPE, PRECISIONS, describe_machine, get_device, needs_grad_scaler, resolve_precision,
                       seed_everything)
 from .schedule import LR_SCHEDULES, Budget, kl_weight, lr_factor
 
@@ -52,20 +47,18 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self):
-        _check(self.epochs, "epochs", "a positive integer", lambda v: _int(v) and v >= 1)
         _check(self.minutes, "minutes", "a positive number or None (train for `epochs`)",
                lambda v: v is None or (_number(v) and v > 0))
-        _check(self.lr_schedule, "lr_schedule", f"one of {list(LR_SCHEDULES)}", lambda v: v in LR_SCHEDULES)
+        for name, options in (("lr_schedule", LR_SCHEDULES), ("likelihood", LIKELIHOODS), ("precision", PRECISIONS)):
+            _check(getattr(self, name), name, f"one of {list(options)}", lambda v: v in options)
         for name in ("lr_warmup", "kl_warmup"):
             _check(getattr(self, name), name, "a fraction of the run in [0, 1)", lambda v: _number(v) and 0 <= v < 1)
-        for name in ("batch_size", "log_every"):
+        for name in ("epochs", "batch_size", "log_every"):
             _check(getattr(self, name), name, "a positive integer", lambda v: _int(v) and v >= 1)
         for name in ("lr", "sigma"):
             _check(getattr(self, name), name, "a positive number", lambda v: _number(v) and v > 0)
         for name in ("beta", "free_bits", "grad_clip", "weight_decay"):
             _check(getattr(self, name), name, "a number >= 0", lambda v: _number(v) and v >= 0)
-        _check(self.likelihood, "likelihood", f"one of {list(LIKELIHOODS)}", lambda v: v in LIKELIHOODS)
-        _check(self.precision, "precision", f"one of {list(PRECISIONS)}", lambda v: v in PRECISIONS)
         _check(self.seed, "seed", "an integer >= 0", lambda v: _int(v) and v >= 0)
 
 
@@ -88,16 +81,14 @@ class TrainingDiverged(FloatingPointError):
 
 def autocast(cfg: TrainConfig, device: torch.device):
     """The mixed-precision context of this config on this device ("auto" resolved)."""
-    dtype = autocast_dtype(resolve_precision(cfg.precision, device))
+    dtype = AUTOCAST_DTYPE[resolve_precision(cfg.precision, device)]
     return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def prepare(model: SkipVAE, cfg: TrainConfig) -> tuple:
     """Move the model, in place, to the config's device and memory format; returns (model, device)."""
     device = get_device(cfg.device)
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     return model, device
 
 
@@ -105,10 +96,8 @@ def make_optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim
     """AdamW as the original used it; the fused kernel (one pass over all parameters) where torch has one."""
     kwargs = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
     if device.type in ("cpu", "cuda"):
-        try:
+        with contextlib.suppress(RuntimeError):  # torch < 2.4 has no fused CPU kernel
             return torch.optim.AdamW(model.parameters(), fused=True, **kwargs)
-        except RuntimeError:  # torch < 2.4 has no fused CPU kernel
-            pass
     return torch.optim.AdamW(model.parameters(), **kwargs)
 
 
@@ -119,39 +108,33 @@ def to_device(x: torch.Tensor, device: torch.device, cfg: TrainConfig) -> torch.
 
 
 def train_step(model, optimizer, x, cfg: TrainConfig, beta: float, scaler=None, check: bool = True):
-    """One optimiser step on batch x; returns LossParts. With `check`, raises TrainingDiverged before stepping on a
-    NaN or infinite loss, leaving the weights as they were (reading the loss costs a host sync on a GPU)."""
+    """One optimiser step on batch x; returns LossParts. With `check`, a NaN or infinite loss raises TrainingDiverged
+    before the weights change (reading the loss costs a host sync on a GPU)."""
     with autocast(cfg, x.device):
         logits, mu, logvar = model(x)  # (B, C, H, W), (B, 256, H/64, W/64) x 2
     parts = negative_elbo(logits, x, mu, logvar, beta, cfg.likelihood, cfg.sigma, cfg.free_bits)
     if check and not torch.isfinite(parts.total):
         raise TrainingDiverged(f"the loss became {parts.total.item()} (distortion {parts.distortion.item():.4g}, "
                                f"rate {parts.rate.item():.4g})")
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)  # disabled: each call below passes through
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:  # fp16 on CUDA: scale the loss so that small gradients survive
-        scaler.scale(parts.total).backward()
-        scaler.unscale_(optimizer)
-    else:
-        parts.total.backward()
+    scaler.scale(parts.total).backward()  # fp16 on CUDA: a scaled loss keeps small gradients from vanishing
+    scaler.unscale_(optimizer)  # clip the true gradients
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
     return parts
 
 
 @torch.no_grad()
 def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
-    """Mean -ELBO (beta = 1, no free bits), its distortion and rate, and the rate of each latent channel, over a
-    loader, in nats per image. The posterior noise has its own seed: reproducible, and training's RNG is untouched."""
+    """Mean -ELBO (beta = 1, no free bits), distortion, rate and rate per channel over a loader, nats per image; the
+    posterior noise has its own seed, so training's RNG is untouched."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sums, n = torch.zeros(3, device=device), 0
-    per_channel = 0.0
+    sums, per_channel, n = torch.zeros(3, device=device), 0.0, 0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for x, _ in loader:
@@ -175,16 +158,15 @@ DATA_NOT_IDENTITY = ("root", "download", "n_test", "batch_size", "image_size", "
 
 
 def run_identity(model_config: VAEConfig, train_config: TrainConfig, loader, data: Optional[dict] = None) -> dict:
-    """{"model", "train", "data"} as plain dicts: the model config; the training config less how long and how
-    visibly it runs, with the precision really used; and the data (name, size, image shape, shuffling seed, and
-    any other make_loaders setting given in `data`)."""
+    """{"model", "train", "data"} as plain dicts: what shaped the weights (not how long or how visibly it ran),
+    with the precision really used and the data's name, size, image shape and shuffling seed."""
     ds = loader.dataset
     described = {k: v for k, v in (data or {}).items() if k not in DATA_NOT_IDENTITY}
     described.setdefault("name", getattr(ds, "name", type(ds).__name__))
     described.update(n_train=len(ds), image_shape=list(ds.images.shape[1:]) if hasattr(ds, "images") else None)
     if getattr(loader, "generator", None) is not None:
         described["seed"] = loader.generator.initial_seed()
-    train = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in NOT_IDENTITY}
+    train = {k: v for k, v in asdict(train_config).items() if k not in NOT_IDENTITY}
     train["precision"] = resolve_precision(train_config.precision, get_device(train_config.device))
     return json.loads(json.dumps({"model": model_config.to_dict(), "train": train, "data": described}, default=str))
 
@@ -223,18 +205,16 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
           resume: bool = False, data: Optional[dict] = None) -> dict:
     """Train `model` in place (it moves to cfg.device) and return its history {"step": [...], "epoch": [...]}.
 
-    The run lasts cfg.epochs, or cfg.minutes of training time (it stops within one step of the budget, then
-    validates and saves once more). checkpoint: where to save after every epoch, atomically, with the history as
-    JSON beside it. resume=True continues from that checkpoint when it exists, and refuses (CheckpointError) one
-    whose identity differs in anything but the length of the run. Ctrl-C saves a resumable checkpoint and re-raises;
-    a NaN loss stops with TrainingDiverged and leaves the last good checkpoint in place. data: make_loaders settings
-    beyond what the loader shows, for the identity.
+    The run lasts cfg.epochs, or cfg.minutes of training time (validation and saving do not count). `checkpoint` is
+    saved atomically after every epoch; resume=True continues from it, and refuses one trained with other settings.
+    Ctrl-C saves and re-raises; a NaN loss raises TrainingDiverged and keeps the last good checkpoint. `data`:
+    make_loaders settings beyond what the loader shows, for the run identity.
     """
     model, device = prepare(model, cfg)
     optimizer = make_optimizer(model, cfg, device)
-    scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(resolve_precision(cfg.precision, device), device) else None
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(resolve_precision(cfg.precision, device), device))
     identity = run_identity(model.config, cfg, train_loader, data)
-    history, start, spent, saved = {"step": [], "epoch": []}, 0, 0.0, None
+    history, epoch, spent, saved = {"step": [], "epoch": []}, 0, 0.0, None
     path = Path(checkpoint) if checkpoint else None
     if resume and path is not None and path.exists():
         ckpt = read_checkpoint(path)  # on the CPU; load_state_dict copies onto the model's device
@@ -245,11 +225,11 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                                   f"or give this run its own checkpoint (out_dir)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        if scaler is not None and ckpt.get("scaler"):
+        if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-        history, start, spent, saved = ckpt["history"], ckpt["epoch"], ckpt.get("seconds", 0.0), ckpt["epoch"]
+        history, epoch, spent, saved = ckpt["history"], ckpt["epoch"], ckpt.get("seconds", 0.0), ckpt["epoch"]
         _set_rng_state(train_loader, ckpt["rng"])
-        print(f"resuming {path.name} after epoch {start}" + (f" of {cfg.epochs}" if cfg.minutes is None else
+        print(f"resuming {path.name} after epoch {epoch}" + (f" of {cfg.epochs}" if cfg.minutes is None else
                                                               f", {spent / 60:.1f} of {cfg.minutes} minutes"))
     else:
         seed_everything(cfg.seed)
@@ -263,9 +243,8 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
         nonlocal saved
         saved = epoch
         save_checkpoint(path, model, optimizer=optimizer.state_dict(), epoch=int(epoch), history=history,
-                        scaler=scaler.state_dict() if scaler is not None else None, train_config=cfg,
-                        rng=_rng_state(train_loader), identity=identity, seconds=seconds,
-                        machine=describe_machine(device))
+                        scaler=scaler.state_dict() if scaler.is_enabled() else None, rng=_rng_state(train_loader),
+                        train_config=asdict(cfg), identity=identity, seconds=seconds, machine=describe_machine(device))
         path.with_suffix(".history.json").write_text(json.dumps(history))
 
     def end_of_epoch(label, epoch):
@@ -280,7 +259,6 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
             if path is not None:
                 save(epoch, seconds)
 
-    epoch = start
     try:
         while not budget.done(step):
             model.train()
@@ -324,23 +302,20 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
 
 def load_or_train(checkpoint, model_config: VAEConfig, train_config: TrainConfig, train_loader, val_loader,
                   data: Optional[dict] = None):
-    """(model, history), the model on train_config's device: load `checkpoint` if it holds this very run (the same
-    identity) trained for at least this many epochs or minutes; otherwise train and save it there, on from a
-    matching unfinished checkpoint, or from scratch when anything differs (printed, old -> new)."""
+    """(model, history) on train_config's device: load `checkpoint` if it holds this very run trained at least this
+    long; otherwise train it there, on from a shorter run of the same settings or from scratch (printing why)."""
     path, resume = Path(checkpoint), False
-    device = get_device(train_config.device)
     if path.exists():
         try:
-            ckpt = read_checkpoint(path)
+            model, ckpt = load_checkpoint(path)  # on the CPU until it is known to be this run
             diff = identity_diff(ckpt.get("identity"), run_identity(model_config, train_config, train_loader, data))
             done = (ckpt["epoch"] >= train_config.epochs if train_config.minutes is None else
                     ckpt.get("seconds", 0.0) >= 60 * train_config.minutes)
             if not diff and done:
-                model, ckpt = load_checkpoint(path, device)
                 last = ckpt["history"]["epoch"][-1]  # a time budget usually ends inside an epoch
                 print(f"loaded {path.name}: trained {last['step']} steps ({last['epoch']:g} epochs), "
                       f"{ckpt.get('seconds', 0) / 60:.1f} min")
-                return model, ckpt["history"]
+                return model.to(get_device(train_config.device)), ckpt["history"]
             resume = not diff
             print(f"{path.name} holds a shorter run of these settings: training on" if resume else
                   f"{path.name} was trained with other settings ({'; '.join(diff)}): training from scratch")

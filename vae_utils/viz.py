@@ -1,11 +1,8 @@
-"""Every picture of the tutorial, one function each; each returns its matplotlib Figure (runtime.save_figure
-writes it). Nothing here changes a model.
+"""Every picture of the tutorial, one function each, returning its matplotlib Figure (runtime.save_figure writes it).
 
 References: t-SNE (van der Maaten & Hinton, 2008) and PCA via scikit-learn; spherical interpolation (Shoemake,
-1985; White, "Sampling Generative Networks", 2016). Latents are (B, 256, H/64, W/64); pictures flatten them.
+1985; White, "Sampling Generative Networks", 2016).
 """
-from __future__ import annotations
-
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -19,61 +16,55 @@ from torchvision.utils import make_grid
 
 from . import spec
 from .metrics import factor_correlations
+from .sampling import batched
 
 
-def _img(grid: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> an array imshow understands."""
-    g = grid.detach().float().cpu().clamp(0, 1)
+def _img(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """Images (N, C, H, W) in [0, 1] -> one grid, padded in grey, as an array imshow understands."""
+    g = make_grid(images.detach().float().cpu(), nrow=nrow, padding=2, pad_value=0.5).clamp(0, 1)  # (C, H', W')
     return g[0].numpy() if g.shape[0] == 1 else g.permute(1, 2, 0).numpy()
 
 
-def _grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
-    return make_grid(images.detach().float().cpu(), nrow=nrow, padding=2, pad_value=0.5)
+def _finish(fig, title: str = "", **kw):
+    """How every picture here ends: its suptitle (if any), a tight layout, and the figure to return."""
+    if title:
+        fig.suptitle(title, **kw)
+    fig.tight_layout()
+    return fig
+
+
+def grids(images: dict, nrow: int = 8, title: str = "", scale: float = 0.9):
+    """Image grids side by side, one per {title: images (N, C, H, W)}: e.g. 64 samples of each sampler."""
+    n = len(images)
+    rows = int(np.ceil(max(len(x) for x in images.values()) / nrow))
+    fig, axes = plt.subplots(1, n, figsize=(scale * nrow * n + 0.4, scale * rows + 0.9), squeeze=False)
+    for ax, (name, x) in zip(axes[0], images.items()):
+        ax.imshow(_img(x, nrow), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.axis("off")
+    return _finish(fig, title)
 
 
 def show_grid(images: torch.Tensor, nrow: int = 8, title: str = ""):
     """A grid of images (N, C, H, W) in [0, 1]."""
-    rows = int(np.ceil(len(images) / nrow))
-    fig, ax = plt.subplots(figsize=(1.3 * nrow, 1.3 * rows + 0.5))
-    ax.imshow(_img(_grid(images, nrow)), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title)
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
+    return grids({title: images}, nrow, scale=1.3)
 
 
-def grids(images: dict, nrow: int = 8, title: str = ""):
-    """Image grids side by side, one per {title: images (N, C, H, W)}: e.g. 64 samples of each sampler."""
-    n = len(images)
-    rows = int(np.ceil(max(len(x) for x in images.values()) / nrow))
-    fig, axes = plt.subplots(1, n, figsize=(0.9 * nrow * n + 0.4, 0.9 * rows + 0.9), squeeze=False)
-    for ax, (name, x) in zip(axes[0], images.items()):
-        ax.imshow(_img(_grid(x, nrow)), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name)
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def labelled_rows(rows: dict, title: str = ""):
-    """One row of images per entry of {label: images (N, C, H, W)}; every row has the same N."""
+def labelled_rows(rows: dict, title: str = "", xticks: Sequence[str] = (), xlabel: str = ""):
+    """One row of images per entry of {label: images (N, C, H, W)}; every row has the same N, one `xticks` each."""
     labels, images = list(rows), list(rows.values())
-    n, h = len(images[0]), images[0].shape[2] + 2
+    n, h, w = len(images[0]), images[0].shape[2] + 2, images[0].shape[3] + 2
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.2 * len(rows) + 0.6))
-    ax.imshow(_img(_grid(torch.cat([im.detach().cpu() for im in images]), n)), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(_img(torch.cat([im.detach().cpu() for im in images]), n), cmap="gray", vmin=0, vmax=1)
     ax.set_yticks([(i + 0.5) * h for i in range(len(rows))], labels)
-    ax.set_xticks([])
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    ax.set_xticks([(i + 0.5) * w for i in range(len(xticks))], xticks)
+    ax.set(title=title, xlabel=xlabel)
+    return _finish(fig)
 
 
-@torch.no_grad()
 def reconstructions(model, x: torch.Tensor, title: str = ""):
     """Inputs (top row) above their reconstructions from the posterior mean (bottom row)."""
-    model.eval()
-    rec = model.reconstruct(x.to(next(model.parameters()).device)).cpu()
+    rec = batched(model, model.reconstruct, x)
     return labelled_rows({"input": x, "reconstruction": rec}, title or "Reconstructions from the posterior mean")
 
 
@@ -94,17 +85,11 @@ def interpolation(model, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 9):
     dev = next(model.parameters()).device
     (mu_a, _, sk_a), (mu_b, _, sk_b) = model.encode(x_a[None].to(dev)), model.encode(x_b[None].to(dev))
     ts = torch.linspace(0, 1, steps).tolist()
-    rows = {}
-    for path in ("linear", "spherical"):
-        codes = [(1 - t) * mu_a + t * mu_b if path == "linear" else slerp(mu_a, mu_b, t) for t in ts]
-        rows[path] = torch.cat([model.decode(z, {k: (1 - t) * sk_a[k] + t * sk_b[k] for k in sk_a}).cpu()
-                                for z, t in zip(codes, ts)])
-    fig = labelled_rows(rows, "Interpolating between the codes of two test images")
-    w = x_a.shape[2] + 2
-    fig.axes[0].set_xticks([(i + 0.5) * w for i in range(steps)], [f"{t:.2f}" for t in ts])
-    fig.axes[0].set_xlabel("interpolation weight t (0: image A, 1: image B)")
-    fig.tight_layout()
-    return fig
+    paths = {"linear": [(1 - t) * mu_a + t * mu_b for t in ts], "spherical": [slerp(mu_a, mu_b, t) for t in ts]}
+    rows = {path: torch.cat([model.decode(z, {k: (1 - t) * sk_a[k] + t * sk_b[k] for k in sk_a}).cpu()
+                             for z, t in zip(codes, ts)]) for path, codes in paths.items()}
+    return labelled_rows(rows, "Interpolating between the codes of two test images", [f"{t:.2f}" for t in ts],
+                         "interpolation weight t (0: image A, 1: image B)")
 
 
 @torch.no_grad()
@@ -121,12 +106,8 @@ def traversal(model, x: torch.Tensor, channels: Sequence[int], steps: int = 7, s
         z[:, c] = values.view(-1, 1, 1).to(z)
         name = f"z[{c}]" + (f"\n{labels[i]}" if labels else "")
         rows[name] = model.decode(z, {k: s.expand(steps, -1, -1, -1) for k, s in skips.items()}).cpu()
-    fig = labelled_rows(rows, "Latent traversals: one channel varied, the others held")
-    w = x.shape[2] + 2
-    fig.axes[0].set_xticks([(i + 0.5) * w for i in range(steps)], [f"{v:+.1f}" for v in values.tolist()])
-    fig.axes[0].set_xlabel("value of the latent channel (prior standard deviations)")
-    fig.tight_layout()
-    return fig
+    return labelled_rows(rows, "Latent traversals: one channel varied, the others held",
+                         [f"{v:+.1f}" for v in values.tolist()], "value of the latent channel (prior standard deviations)")
 
 
 def rate_per_channel(rate: Sequence[float], active: Optional[Sequence[bool]] = None, title: str = ""):
@@ -138,11 +119,9 @@ def rate_per_channel(rate: Sequence[float], active: Optional[Sequence[bool]] = N
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.bar(np.arange(len(rate)), rate[order], width=1.0, color=np.where(on[order], "tab:blue", "tab:gray"))
     ax.set_yscale("symlog", linthresh=0.01)
-    ax.set_xlabel("latent channel, sorted by rate")
-    ax.set_ylabel("rate (nats per image)")
-    ax.set_title(title or f"Rate per latent channel: {int(on.sum())} of {len(rate)} active (blue)")
-    fig.tight_layout()
-    return fig
+    ax.set(xlabel="latent channel, sorted by rate", ylabel="rate (nats per image)",
+           title=title or f"Rate per latent channel: {int(on.sum())} of {len(rate)} active (blue)")
+    return _finish(fig)
 
 
 def embedding(means: torch.Tensor, colors: dict, seed: int = 0):
@@ -159,19 +138,15 @@ def embedding(means: torch.Tensor, colors: dict, seed: int = 0):
             if isinstance(values, tuple):  # (codes, names): categorical
                 codes, names = values
                 for k, label in enumerate(names):
-                    m = np.asarray(codes) == k
-                    ax.scatter(pts[m, 0], pts[m, 1], s=9, label=label)
+                    ax.scatter(*pts[np.asarray(codes) == k].T, s=9, label=label)
                 if i == 1:
                     ax.legend(fontsize=10, markerscale=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
             else:
                 sc = ax.scatter(pts[:, 0], pts[:, 1], c=np.asarray(values), s=9, cmap="viridis")
                 fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
             ax.set_title(f"{method}, coloured by {name}", fontsize=12)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"Posterior means of {len(X)} test images in 2-D", fontsize=13)
-    fig.tight_layout()
-    return fig
+            ax.set(xticks=[], yticks=[])
+    return _finish(fig, f"Posterior means of {len(X)} test images in 2-D", fontsize=13)
 
 
 def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names: Sequence[str],
@@ -197,8 +172,7 @@ def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names:
     ax.set_xlabel(f"latent channel: the {len(channels)} with the highest rate, then each factor's best (bold)")
     ax.set_title("Which channel follows which factor: |Pearson r|")
     fig.colorbar(im, ax=ax, label="|r|")
-    fig.tight_layout()
-    return fig
+    return _finish(fig)
 
 
 def _log_axis(ax):
@@ -225,9 +199,7 @@ def plot_history(history: dict, title: str = "Training"):
     twin = axes[2].twinx()
     twin.plot([r["epoch"] for r in steps], [r["beta"] for r in steps], color="tab:gray", lw=0.8, ls="--")
     twin.set_ylabel("β, the weight on the rate (dashed)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def loss_curves(histories: dict, title: str = ""):
@@ -240,9 +212,7 @@ def loss_curves(histories: dict, title: str = ""):
         ax.set(title=label, xlabel="training step", ylabel="β" if "β," in label else "nats per image")
         ax.legend(fontsize=8)
     _log_axis(axes[0])
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def compare_runs(histories: dict, title: str = ""):
@@ -256,18 +226,15 @@ def compare_runs(histories: dict, title: str = ""):
     _log_axis(ax)
     ax.set(xlabel="images seen in training", ylabel="validation −ELBO (nats per image)", title=title)
     ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-FACTOR_UNITS = {"scale": "size (x base size)", "rotation": "angle (radians)", "x": "centre (fraction of width)",
-                "y": "centre (fraction of height)", "hue": "hue (fraction of a turn)"}
+    return _finish(fig)
 
 
 def factor_histograms(dataset, title: str = ""):
     """How often each value of each factor occurs in a shapes dataset: one bar per grid value; the shape's bars
     are named, the other factors' stand at their values."""
     names = dataset.factor_names
+    units = {"scale": "size (x base size)", "rotation": "angle (radians)", "x": "centre (fraction of width)",
+             "y": "centre (fraction of height)", "hue": "hue (fraction of a turn)"}
     fig, axes = plt.subplots(1, len(names), figsize=(2.9 * len(names), 2.7), sharey=True, squeeze=False)
     for j, (ax, name) in enumerate(zip(axes[0], names)):
         values = dataset.grid[name]
@@ -278,12 +245,10 @@ def factor_histograms(dataset, title: str = ""):
         else:
             step = float(values[1] - values[0]) if len(values) > 1 else 1.0
             ax.bar(values.numpy(), counts, width=0.8 * step, color="tab:blue")
-            ax.set_xlabel(FACTOR_UNITS.get(name, name))
+            ax.set_xlabel(units.get(name, name))
         ax.set_title(f"{name}: {len(values)} values")
     axes[0, 0].set_ylabel("images")
-    fig.suptitle(title or f"The factors of {len(dataset):,} images of {dataset.name!r}")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title or f"The factors of {len(dataset):,} images of {dataset.name!r}")
 
 
 # --- the architecture, drawn from spec.py ---------------------------------------------------------------
@@ -327,10 +292,8 @@ def architecture_figure():
         ax.text(xl, y(level) + 0.12, f"skip → decoder {skip.step}", ha="center", va="bottom", fontsize=8,
                 color="#505050")
     ax.text(xd, y(0) + h / 2 + 0.25, "output: sigmoid → (H, W, C) in [0, 1]", ha="center", fontsize=9)
-    ax.set_xlim(-0.2, 13.2)
-    ax.set_ylim(y(6) - 0.8, 0.9)
+    ax.set(xlim=(-0.2, 13.2), ylim=(y(6) - 0.8, 0.9))
     ax.axis("off")
     ax.set_title("VAE-SkipNet, drawn from vae_utils/spec.py: encoder (left), latent (bottom), decoder (right)",
                  fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _finish(fig)

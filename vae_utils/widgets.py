@@ -1,31 +1,23 @@
 """The latent explorer: sliders on latent channels redraw the decoded image (ipywidgets 7 and 8, so Colab too).
 
-Sliders over the most active latent channels (continuous_update=False) redraw the decoded image; a dropdown
-picks the starting test image; a button resets the sliders to that image's posterior mean. Without a front end
-(nbval, papermill, a script), `show_explorer` also shows a static traversal, so the notebook reads the same.
+Without a front end (nbval, papermill, a script), `show_explorer` also shows a static traversal of the same channels.
 """
-from __future__ import annotations
-
 import io
 from typing import Sequence
 
 import ipywidgets as w
-import numpy as np
 import torch
+import torch.nn.functional as F
 from IPython.display import display
-from PIL import Image
+from torchvision.utils import save_image
 
 from . import viz
 
 
 def _png(image: torch.Tensor, scale: int = 4) -> bytes:
     """(C, H, W) in [0, 1] -> PNG bytes, enlarged with nearest-neighbour so pixels stay crisp."""
-    arr = (image.detach().float().cpu().clamp(0, 1) * 255).round().byte()
-    arr = arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
-    im = Image.fromarray(np.ascontiguousarray(arr))
-    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    save_image(F.interpolate(image[None].detach().float().cpu(), scale_factor=scale, mode="nearest"), buf, format="png")
     return buf.getvalue()
 
 
@@ -38,12 +30,10 @@ class LatentExplorer:
         options = [(f"test image {i}" + (f" ({labels[i]})" if len(labels) > i else ""), i) for i in range(len(images))]
         self.picker = w.Dropdown(options=options, value=0, description="start from")
         self.sliders = [w.FloatSlider(value=0.0, min=-span, max=span, step=0.1, description=f"z[{c}]",
-                                      continuous_update=False, readout_format=".1f") for c in self.channels]
-        for s in self.sliders:
-            s.add_class("vae-explorer-slider")
+                                      continuous_update=False, readout_format=".1f").add_class("vae-explorer-slider")
+                        for c in self.channels]  # add_class returns the widget
         self.reset_button = w.Button(description="reset", tooltip="back to the image's posterior mean")
-        self.image = w.Image(format="png", width=256, height=256)
-        self.image.add_class("vae-explorer-image")
+        self.image = w.Image(format="png", width=256, height=256).add_class("vae-explorer-image")
         self.original = w.Image(format="png", width=256, height=256)
         self.picker.observe(lambda change: self.reset(), names="value")
         for s in self.sliders:
@@ -52,8 +42,7 @@ class LatentExplorer:
         self.widget = w.HBox([
             w.VBox([w.HTML("<b>input</b>"), self.original, w.HTML("<b>decoded</b>"), self.image]),
             w.VBox([self.picker, *self.sliders, self.reset_button]),
-        ])
-        self.widget.add_class("vae-explorer")
+        ]).add_class("vae-explorer")
         self.reset()
 
     @torch.no_grad()
@@ -70,8 +59,7 @@ class LatentExplorer:
 
     @torch.no_grad()
     def decoded(self) -> torch.Tensor:
-        """The image (C, H, W), on the CPU, decoded from the posterior mean with the slider channels replaced by the
-        slider values."""
+        """The image (C, H, W) on the CPU: the posterior mean with each slider's channel set to its value, decoded."""
         z = self.mu.clone()
         for s, c in zip(self.sliders, self.channels):
             z[:, c] = s.value
