@@ -7,7 +7,7 @@ import torch
 from vae_utils import SkipVAE
 from vae_utils.data import make_dataset, make_loaders
 from vae_utils.metrics import (METRICS, classify, evaluate_all, factor_correlations, format_table, frechet_distance,
-                               inception_score, latent_reliance, load_judge, psnr, real_baseline, shape_probe,
+                               inception_score, latent_reliance, load_judge, real_baseline, shape_probe,
                                train_classifier)
 from vae_utils.train import TrainConfig, train
 
@@ -32,8 +32,12 @@ def test_inception_score_extremes():
     assert inception_score(one_hot) == pytest.approx(4.0, rel=1e-6)
 
 
-def test_psnr():
-    assert psnr(1.0) == 0 and psnr(0.01) == pytest.approx(20.0)
+def test_psnr_is_the_peak_signal_to_noise_ratio_of_the_mean_reconstructions():
+    _, test = _loader()
+    model = SkipVAE(in_channels=1).eval()
+    x = test.dataset.images
+    mse = torch.mean((model.reconstruct(x) - x) ** 2).item()  # images in [0, 1]: the peak is 1
+    assert evaluate_all(model, test, None)["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-4)
 
 
 def _loader():

@@ -32,7 +32,7 @@ def test_lr_warms_up_linearly_then_follows_a_cosine_to_its_floor():
 
 def test_a_budget_counts_steps_or_seconds():
     b = Budget(total_steps=200)
-    assert b.progress(50) == 0.25 and not b.done(199) and b.done(200)
+    assert b.progress(50) == 0.25 and b.progress(199) < 1.0 and b.progress(200) == 1.0
     with pytest.raises(ValueError, match="either total_steps or minutes"):
         Budget(total_steps=10, minutes=1.0)
 

@@ -1,8 +1,7 @@
 """Checkpoints: written atomically, read with `weights_only=True` onto the CPU, rebuilt from the config they store.
 
-Two kinds: resumable (`save_checkpoint`, about 48 MB, with the optimiser, RNG states and history) and weights only
-(`export_weights`, about 8 MB in fp16). `weights_only=True` never runs code from the file; reading onto the CPU
-first lets a GPU run's file open anywhere and keeps RNG states the CPU tensors `torch.set_rng_state` needs.
+Two kinds: resumable (`save_checkpoint`, about 48 MB: optimiser, RNG states, history) and weights only
+(`export_weights`, about 8 MB in fp16). Reading onto the CPU lets a GPU run's file open anywhere.
 """
 import os
 import pickle
@@ -28,8 +27,7 @@ def _cpu_weights(model, dtype=None) -> dict:
 
 
 def save_checkpoint(path, model: SkipVAE, **state) -> Path:
-    """Write a resumable checkpoint atomically: the model's weights and config, and `state` (optimizer, scaler,
-    epoch, history, train_config, rng, identity, seconds), each as plain tensors and types."""
+    """Write a resumable checkpoint atomically: weights, config and `state` (optimizer, epoch, history, rng, ...)."""
     return _write(path, {"format": FORMAT, "model_config": model.config.to_dict(), "model": _cpu_weights(model),
                          **state})
 
@@ -78,8 +76,7 @@ def read_checkpoint(path) -> dict:
 
 
 def load_checkpoint(path, device="cpu"):
-    """(model, checkpoint dict): the model rebuilt from the stored config, its weights loaded in fp32 on the CPU,
-    then moved to `device`."""
+    """(model, checkpoint dict): the model rebuilt from its stored config, its weights in fp32, on `device`."""
     ckpt = read_checkpoint(path)
     try:
         config = VAEConfig.from_dict(ckpt["model_config"])

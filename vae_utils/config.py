@@ -1,8 +1,7 @@
 """The tutorial's defaults, defined once, and the notebooks' papermill runs, checked where they enter.
 
-A notebook parameter left at None takes the default defined here. `train_run` (notebook 05) and `study_run` (04,
-07) check only what VAEConfig, TrainConfig and make_dataset do not; under the smoke test every run shrinks to
-seconds on the same code path, and only a run given `figures_dir` (`make tutorial`) writes figures.
+A notebook parameter left at None takes the default here. Under the smoke test every run shrinks to seconds on the
+same code path; only a run given `figures_dir` (`make tutorial`) writes figures.
 """
 import json
 from dataclasses import dataclass, replace
@@ -20,19 +19,12 @@ DATASET, IMAGE_SIZE, CHANNELS = "shapes", 64, 1
 N_TRAIN, N_TEST = DEFAULT_SIZES["train"], DEFAULT_SIZES["test"]  # the built-in splits, sized in data.py
 
 # the model: the spec's encoder and decoder without the skips, so that everything reaches the decoder through z
-# and the model can sample (notebook 07 measures the alternatives)
-MODEL = VAEConfig(in_channels=CHANNELS, image_size=IMAGE_SIZE, latent="learned", skips="none", skip_source="encoder",
-                  skip_dropout=0.0, norm="none", init="kaiming")
+# and the model can sample (notebook 07 measures the alternatives); VAEConfig's defaults for the rest
+MODEL = VAEConfig(in_channels=CHANNELS, image_size=IMAGE_SIZE, skips="none")
 
-TRAIN = TrainConfig(
-    minutes=3.0,  # a time budget: a faster machine trains more steps in the same wait
-    epochs=3,  # used instead of minutes when a run asks for exact reproducibility
-    batch_size=64, lr=1e-3, lr_schedule="cosine", lr_warmup=0.02,  # AdamW's peak learning rate and its schedule
-    beta=1.0,  # the true ELBO after warm-up
-    kl_warmup=0.1,  # linear KL warm-up over the first tenth of the run
-    free_bits=0.0, likelihood="bernoulli", seed=0,
-    precision="auto",  # bf16 where it is native, else fp32
-)
+# the recipe: TrainConfig's defaults, each explained in train.py, on a time budget: a faster machine trains more
+# steps in the same wait
+TRAIN = TrainConfig(minutes=3.0)
 
 # the notebooks that train small models of their own: the KL warm-up comparison (04) and the skip study (07)
 BUDGETS = {"04": dict(n_train=3000, n_test=500, minutes=0.4, n_samples=0),
@@ -141,19 +133,19 @@ class TrainRun:
 
 TRAIN_RUN_EXTRAS = dict(data_root="data", download=False, epochs=None, device="auto", out_dir="runs/05_train",
                         resume=False, figures_dir=None)  # notebook 05's parameters that are not tutorial defaults
+TRAIN_RUN_PARAMS = {**notebook_defaults("05"), **TRAIN_RUN_EXTRAS}  # all of notebook 05's parameters
 
 
 def train_run(**params) -> TrainRun:
     """Validate notebook 05's parameters (None: the tutorial default) before any work starts; a ValueError names
     the parameter, its value and what is allowed. The run lasts `minutes`, or `epochs` when epochs is given."""
-    known = {**notebook_defaults("05"), **TRAIN_RUN_EXTRAS}
-    unknown = sorted(set(params) - set(known))
+    unknown = sorted(set(params) - set(TRAIN_RUN_PARAMS))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; notebook 05 takes {sorted(known)}")
+        raise ValueError(f"unknown parameter(s) {unknown}; notebook 05 takes {sorted(TRAIN_RUN_PARAMS)}")
     if params.get("minutes") is not None and params.get("epochs") is not None:
         raise ValueError(f"give minutes (a time budget) or epochs (exactly reproducible), not both: got "
                          f"minutes={params['minutes']!r}, epochs={params['epochs']!r}")
-    p = {**known, **{k: v for k, v in params.items() if v is not None}}
+    p = {**TRAIN_RUN_PARAMS, **{k: v for k, v in params.items() if v is not None}}
     check_dataset_name(p["dataset"])
     channels = _choice("channels", p["channels"], (1, 3, "native"))
     channels = None if channels == "native" else channels  # make_loaders: None keeps the dataset's own
@@ -177,8 +169,7 @@ def train_run(**params) -> TrainRun:
 
 def train_run_from(namespace: dict) -> TrainRun:
     """`train_run` on notebook 05's parameters in `namespace`: its globals(), with any that papermill injected."""
-    known = {**notebook_defaults("05"), **TRAIN_RUN_EXTRAS}
-    return train_run(**{name: namespace[name] for name in known if name in namespace})
+    return train_run(**{name: namespace[name] for name in TRAIN_RUN_PARAMS if name in namespace})
 
 
 @dataclass

@@ -23,8 +23,7 @@ DEFAULT_SIZES = {"train": 20_000, "test": 2_000}
 
 
 class ShapesStyle(NamedTuple):
-    """How the built-in shapes are drawn: the half-size of a shape at scale 1 (a fraction of the image) and the
-    values of every factor; every combination is one possible image, as in dSprites."""
+    """How shapes are drawn: a shape's half-size at scale 1 (a fraction of the image) and each factor's values."""
 
     base_size: float
     grid: dict
@@ -65,8 +64,6 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return self.images[i], int(self.labels[i])
 
-
-# --- shapes ---------------------------------------------------------------------------------------------
 
 def _sd_box(px, py):  # square of half-size 1
     dx, dy = px.abs() - 1, py.abs() - 1
@@ -141,11 +138,8 @@ def make_shapes(split: str, image_size: tuple, channels: int, seed: int, size, s
     return ImageDataset(images, factors[:, 0].long(), SHAPES, factors, names, name=style, grid=grid)
 
 
-# --- real datasets --------------------------------------------------------------------------------------
-
 def _fit(images: torch.Tensor, size, channels: int) -> torch.Tensor:
-    """uint8 or float (N, C, h, w) -> float (N, channels, H, W) in [0, 1]; resized keeping the aspect ratio,
-    then centre-cropped to the target."""
+    """uint8 or float (N, C, h, w) -> float (N, channels, H, W) in [0, 1]: resized to cover, centre-cropped."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     if x.shape[1] == 3 and channels == 1:  # luminance (ITU-R 601), not a plain mean
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -221,8 +215,6 @@ def _folder(path, split, size, channels, seed, limit):
         raise DatasetUnavailable(f"folder {str(root)!r} has too few images for a {split} split")
     return ImageDataset(torch.stack(images), torch.tensor(labels), classes, name="folder")
 
-
-# --- the entry points -----------------------------------------------------------------------------------
 
 def check_dataset_name(name: str) -> None:
     """A ValueError that lists NAMES unless `name` is one of them (any "folder:PATH" included)."""

@@ -1,9 +1,7 @@
-"""The negative ELBO in nats per image, distortion plus beta times rate, and the importance-weighted bound.
+"""The negative ELBO in nats per image (summed over pixels and latents, averaged over the batch), and the IWAE bound.
 
-References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014), Appendix B for the closed-form KL;
-Alemi et al., "Fixing a Broken ELBO" (2018) for the names distortion and rate; Higgins et al., "beta-VAE" (2017);
-Kingma et al. (2016) for free bits; Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (2016).
-Every term is summed over an image's pixels or latent elements and averaged over the batch.
+References: Kingma & Welling (2014), Appendix B, the closed-form KL; Alemi et al. (2018), distortion and rate;
+Higgins et al. (2017), beta; Kingma et al. (2016), free bits; Burda, Grosse & Salakhutdinov (2016), the IWAE bound.
 """
 import math
 from typing import NamedTuple
@@ -31,11 +29,8 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def nll_per_image(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
                   sigma: float = 0.1) -> torch.Tensor:
-    """-log p(x | z) of each image (B,), in nats, from the decoder's logits.
-
-    bernoulli: binary cross-entropy on the logits (stable; x may be grey levels in [0, 1]).
-    gaussian: N(x; sigmoid(logits), sigma^2) per pixel, with its constant, so it is a true negative log-density.
-    """
+    """-log p(x | z) of each image (B,), in nats, from the decoder's logits. bernoulli: binary cross-entropy on the
+    logits (x may be grey levels); gaussian: N(x; sigmoid(logits), sigma^2) per pixel, constant included."""
     if likelihood == "bernoulli":
         return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
     if likelihood == "gaussian":
@@ -46,11 +41,8 @@ def nll_per_image(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bern
 
 def negative_elbo(logits, x, mu, logvar, beta: float = 1.0, likelihood: str = "bernoulli", sigma: float = 0.1,
                   free_bits: float = 0.0) -> LossParts:
-    """-ELBO = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), in nats per image (one-sample estimate).
-
-    free_bits > 0 keeps each latent channel's batch-mean rate from being pushed below that many nats: the optimised
-    total uses max(rate_c, free_bits) per channel; `rate` and `rate_per_channel` report the true values.
-    """
+    """-ELBO = E_q[-log p(x|z)] + beta * KL(q(z|x) || p(z)), nats per image, one sample. With free_bits > 0 the
+    total uses max(rate_c, free_bits) per channel c; `rate` and `rate_per_channel` stay the true values."""
     distortion = nll_per_image(logits.float(), x.float(), likelihood, sigma).mean()
     rate_per_channel = kl_divergence(mu.float(), logvar.float()).sum(dim=(2, 3)).mean(0)  # (B, 256, h, w) -> (256,)
     rate = rate_per_channel.sum()
@@ -61,11 +53,8 @@ def negative_elbo(logits, x, mu, logvar, beta: float = 1.0, likelihood: str = "b
 @torch.no_grad()
 def importance_weighted_bound(model, x: torch.Tensor, k: int, likelihood: str = "bernoulli", sigma: float = 0.1,
                               chunk: int = 100) -> torch.Tensor:
-    """The IWAE bound of each image (B,), nats: log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x).
-
-    K = 1 is the ELBO; the bound rises with K towards log p(x). The decoder sees the model's own skips, if any.
-    x may live anywhere: it is moved to the model's device, and the bounds come back on the CPU.
-    """
+    """The IWAE bound of each image (B,), nats, on the CPU: log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x).
+    K = 1 is the ELBO; it rises with K towards log p(x). The decoder sees the model's own skips, if any."""
     x = x.to(next(model.parameters()).device)
     mu, logvar, skips = model.encode(x)  # (B, 256, h, w) each
     std = torch.exp(0.5 * logvar)

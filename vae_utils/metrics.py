@@ -1,8 +1,7 @@
 """Evaluation that works offline on any labelled dataset: likelihood, reconstruction, latent use, sample quality.
 
-References: active units (Burda et al., 2016); the Inception Score (Salimans et al., 2016) and the Fréchet Inception
-Distance (Heusel et al., 2017), both computed with a small CNN trained on the dataset's own labels instead of
-Inception weights, which cannot be downloaded offline; each comes with a real-versus-real baseline as its scale.
+References: Burda et al. (2016), active units; Salimans et al. (2016), the Inception Score; Heusel et al. (2017), the
+Fréchet distance; both with a small CNN trained on the dataset's labels (Inception weights need the network).
 """
 import math
 from pathlib import Path
@@ -70,11 +69,6 @@ def factor_correlations(means: torch.Tensor, factors: torch.Tensor) -> torch.Ten
     return (standardise(factors).T @ standardise(means) / len(means)).abs()
 
 
-def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]."""
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def reliance(mse_normal: float, mse_without: float) -> float:
     """1 - normal error / error without an input, clipped to [0, 1]: 0 if the decoder ignores it, near 1 if needed."""
     return float(min(1.0, max(0.0, 1.0 - mse_normal / max(mse_without, 1e-12))))
@@ -102,8 +96,6 @@ def latent_reliance(model, loader, seed: int = 0) -> dict:
             "skip_reliance": reliance(mse["mse"], mse["mse_skips_zeroed"])}
 
 
-# --- a small classifier instead of Inception -----------------------------------------------------------
-
 class SmallCNN(nn.Module):
     """Three strided convolutions with batch norm, a global max-pool (a small shape on a large background would
     be averaged away), and a linear layer; `body` gives the 64-d penultimate features."""
@@ -126,9 +118,8 @@ JUDGE_FILE = Path(__file__).parent / "pretrained" / "judge_shapes.pt"  # the shi
 
 
 def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
-    """The tutorial's judge: the shipped classifier of the built-in 64x64 grey shapes (`JUDGE_FILE`, trained on
-    their 20,000 training images by `python -m tools.judge`), or, for other data, a SmallCNN trained on `train_set`
-    (about a minute on a laptop CPU). It lives on the CPU; `classify` moves images there."""
+    """The judge, on the CPU: for the built-in 64x64 grey shapes the shipped classifier (`JUDGE_FILE`, trained by
+    `python -m tools.judge`), for other data a SmallCNN trained on `train_set` (about a minute on a laptop CPU)."""
     if train_set is None or (getattr(train_set, "name", "") == "shapes" and
                              tuple(train_set.images.shape[1:]) == (1, 64, 64)):
         state = torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)
@@ -140,8 +131,7 @@ def load_judge(train_set=None, seed: int = 0) -> SmallCNN:
 
 
 def judge_baseline() -> dict:
-    """The shipped judge's numbers on the 2,000 real test shapes (accuracy, IS, Fréchet distance between two
-    halves): the scale for every model's numbers."""
+    """`real_baseline` of the shipped judge on the 2,000 real test shapes: the scale for every model's numbers."""
     return torch.load(JUDGE_FILE, map_location="cpu", weights_only=True)["real_baseline"]
 
 
@@ -186,8 +176,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def real_baseline(net: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> dict:
-    """The scale for every sample-quality number: the classifier on real test images, and the Fréchet distance
-    between two disjoint halves of the real test set."""
+    """The scale for sample quality: the judge on real test images, and the Fréchet distance between their halves."""
     probs, feats = classify(net, images)
     half = len(images) // 2
     return {"accuracy": float((probs.argmax(1) == labels).float().mean()),
@@ -203,19 +192,17 @@ def _scores(net: SmallCNN, samples: torch.Tensor, real: torch.Tensor) -> tuple:
 
 def evaluate_all(model, test_loader, net: Optional[SmallCNN], cfg: Optional[TrainConfig] = None,
                  n_samples: int = 1000, seed: int = 0, train_set=None, gmm: bool = False) -> dict:
-    """Every METRICS number for one model, as a flat dict (None where it does not apply).
-
-    With a judge `net`: its accuracy on reconstructions and the IS and Fréchet distance of prior samples (and with
-    gmm=True of mixture samples); with a `train_set` (its first 5,000 images): the linear probe from mu to the label.
-    """
+    """Every METRICS number for one model, as a flat dict (None where it does not apply). The judge `net` scores
+    reconstructions, prior samples and (gmm=True) mixture samples; `train_set` (5,000 images) fits the probe."""
     cfg = cfg or TrainConfig(progress=False)
     elbo = evaluate(model, test_loader, cfg, seed)
     rel = latent_reliance(model, test_loader, seed)
     ds = test_loader.dataset
     means = encode_means(model, ds.images).flatten(1)  # (N, D)
     out = {"neg_elbo": elbo["neg_elbo"], "rate": elbo["rate"], "distortion": elbo["distortion"], **rel,
-           "active_units": int(active_channels(means).sum()), "psnr": psnr(rel["mse"]), "recon_accuracy": None,
-           "inception_score": None, "frechet": None, "probe": None, "gmm_inception_score": None, "gmm_frechet": None}
+           "active_units": int(active_channels(means).sum()), "psnr": 10 * math.log10(1 / max(rel["mse"], 1e-12)),
+           **dict.fromkeys(("recon_accuracy", "inception_score", "frechet", "probe", "gmm_inception_score",
+                            "gmm_frechet"))}  # None until computed below
     if net is not None:  # the judge on reconstructions, and on prior samples where the configuration can draw them
         recs = batched(model, model.reconstruct, ds.images)
         out["recon_accuracy"] = float((classify(net, recs)[0].argmax(1) == ds.labels).float().mean())

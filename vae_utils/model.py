@@ -1,8 +1,7 @@
 """SkipVAE: a convolutional VAE whose decoder adds encoder features back, U-Net style.
 
-References: Kingma & Welling, "Auto-Encoding Variational Bayes" (2014); Dieng, Kim, Rush & Blei, "Avoiding Latent
-Variable Collapse with Generative Skip Models" (2019) for `skip_source="z"`; the step tables in `vae_utils.spec`,
-from which every stage is built. Tensors are (B, C, H, W); shape comments use the spec's H, W and channels.
+References: the spec's step tables (`vae_utils.spec`), from which every stage is built; Kingma & Welling (2014);
+Dieng, Kim, Rush & Blei (2019), generative skip models, for `skip_source="z"`. Tensors are (B, C, H, W).
 """
 from dataclasses import asdict, dataclass, fields
 from typing import Optional, Union
@@ -253,10 +252,8 @@ class Decoder(nn.Module):
 
 
 def init_weights(model: nn.Module) -> None:
-    """He (Kaiming) normal weights for the activation after each convolution, zero biases (He et al., 2015).
-
-    PyTorch's default gives about a sixth of the variance that keeps a LeakyReLU signal at constant scale, so through
-    30 plain convolutions the signal fades and early training crawls (notebook 05 shows it stage by stage)."""
+    """He normal weights for the activation after each convolution, zero biases (He et al., 2015). PyTorch's default
+    gives about a sixth of that variance: through 30 convolutions the signal fades (notebook 05 shows it)."""
     acts = {m[0]: m[-1] for m in model.modules() if isinstance(m, ConvAct)}  # each convolution's activation
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):

@@ -1,7 +1,6 @@
 """The pretrained model that notebooks 06 and 07 explore, shipped inside the package so that Colab has it too.
 
-`make pretrained` trains it with notebook 05; `tools/pretrained.py` writes the fp16 weights (about 8 MB), its
-metrics with training time and machine (`shapes_vae.json`) and its history here.
+`make pretrained` trains it with notebook 05; `tools/pretrained.py` writes its weights, metrics and history here.
 """
 import json
 from pathlib import Path

@@ -106,13 +106,9 @@ def shape_report(model: SkipVAE, height: int = 64, width: int = 64, parts: tuple
     learned = model.config.latent == "learned"
     notes[("encoder", "Step 16")] = ("latent='learned': mu, log sigma^2 per latent element" if learned
                                      else "latent='spec': one mu, one log sigma^2 per image")
-    report = ShapeReport()
-    for part in parts:
-        for row in spec.TABLES[part]:
-            key = (part, row.step)
-            report.append(ShapeRow(part, row.step, row.operation, row.shape(height, width, channels),
-                                   seen.get(key), notes.get(key, ""), by_design=learned and row.kind == "stats"))
-    return report
+    return ShapeReport(ShapeRow(part, r.step, r.operation, r.shape(height, width, channels), seen.get((part, r.step)),
+                                notes.get((part, r.step), ""), by_design=learned and r.kind == "stats")
+                       for part in parts for r in spec.TABLES[part])
 
 
 def check_step(part: str, step: str, tensor: torch.Tensor, height: int, width: int, channels: int) -> str:

@@ -1,8 +1,7 @@
-"""Where and how code runs: the device, the precision (with the bf16 probe), seeding, run paths, the smoke switch
-and saving a figure.
+"""Where and how code runs: device, precision (with the bf16 probe), seeding, run paths, smoke switch, saving a figure.
 
-bf16 is used only where it is native: AVX512-BF16 or AMX that oneDNN may use, or CUDA compute capability 8.0 and
-up (`torch.cuda.is_bf16_supported()` also counts a T4's emulation, where bf16 convolutions crawl).
+bf16 is used only where it is native: AVX512-BF16 or AMX that oneDNN may use, or CUDA compute capability 8.0 and up
+(`torch.cuda.is_bf16_supported()` also counts a T4's emulation, where bf16 convolutions crawl).
 """
 import functools
 import os
@@ -52,15 +51,12 @@ def save_figure(fig, name: str, folder) -> object:
     return fig
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch (every device); returns a torch.Generator seeded the same way."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
-
-# --- device ---------------------------------------------------------------------------------------------
 
 def get_device(name: str = "auto") -> torch.device:
     """"auto" picks CUDA, then Apple's MPS, then the CPU; any other name is passed to torch.device."""
@@ -129,8 +125,6 @@ def resolve_precision(precision: str, device) -> str:
     """The precision a run really uses: "auto" is "bf16" where native_bf16(device), else "fp32"; any other choice
     is kept. An explicit "bf16" where it is emulated warns once per process."""
     global _warned_bf16
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"

@@ -1,10 +1,7 @@
 """Codes and new images: posterior means, active channels, and a density fitted to the codes after training.
 
-References: Ghosh et al., "From Variational to Deterministic Autoencoders" (2020), ex-post density estimation;
-Rosca, Lakshminarayanan & Mohamed (2018) on the "holes" between the aggregate posterior and the prior. In the few
-active channels real codes fill a small, oddly shaped region and prior draws land where the decoder never trained;
-a mixture fitted there keeps the draws among the codes. That is no longer the VAE's own prior, so
-`SkipVAE.sample` keeps N(0, I).
+References: Ghosh et al. (2020), ex-post density estimation; Rosca, Lakshminarayanan & Mohamed (2018), the "holes"
+between the codes and the prior, which a mixture fitted to the codes avoids (`SkipVAE.sample` keeps N(0, I)).
 """
 from typing import Optional
 
@@ -15,11 +12,8 @@ ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a channel is active when Var_x(E_
 
 
 def active_channels(means: torch.Tensor, threshold: float = ACTIVE_VARIANCE) -> torch.Tensor:
-    """(D,) bool: which channels of posterior means (N, D) vary over the data by more than `threshold`.
-
-    This is Burda et al.'s definition. A channel's rate (its KL) can be positive while it carries nothing: an
-    encoder that outputs the same mu != 0 for every image pays rate and tells the decoder nothing.
-    """
+    """(D,) bool: which channels of posterior means (N, D) vary over the data by more than `threshold` (Burda et
+    al.). Rate is no test: the same mu != 0 for every image pays rate and tells the decoder nothing."""
     return means.double().var(0) > threshold
 
 
@@ -27,8 +21,6 @@ class LatentGMM:
     """A Gaussian mixture over the active latent channels; inactive channels are held at their mean code."""
 
     def __init__(self, n_components: int = 10, seed: int = 0, reg_covar: float = 1e-4):
-        if not isinstance(n_components, int) or n_components < 1:
-            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
         self.n_components, self.seed, self.reg_covar = n_components, seed, reg_covar
 
     def fit(self, means: torch.Tensor) -> "LatentGMM":
@@ -40,8 +32,7 @@ class LatentGMM:
             raise ValueError("no latent channel varies over these codes (Var > 0.01): the encoder ignores its input; "
                              "train the model before fitting a mixture to its codes")
         self.fill = flat.mean(0)  # (D,) what the inactive channels are set to
-        if len(flat) < self.n_components:
-            raise ValueError(f"need at least n_components={self.n_components} codes to fit, got {len(flat)}")
+        # scikit-learn's ValueError names a bad n_components, or fewer codes than components
         gm = GaussianMixture(self.n_components, covariance_type="full", reg_covar=self.reg_covar,
                              random_state=self.seed).fit(flat[:, self.active].numpy())
         self.weights = torch.from_numpy(gm.weights_)  # (K,)

@@ -1,8 +1,7 @@
-"""How far a run has got, and the two schedules that follow it: the learning rate and the KL weight.
+"""How far a run has got (p from 0 to 1, in steps or in seconds), and the learning rate and KL weight as functions of p.
 
-Progress p runs from 0 to 1: steps done over steps planned, or seconds spent over seconds allowed. Both schedules
-are functions of p, so a faster machine takes more steps with the same warm-up and decay. References: Goyal et al.
-(2017), learning-rate warm-up; Loshchilov & Hutter (2017), cosine decay; Bowman et al. (2016), KL warm-up.
+References: Goyal et al. (2017), learning-rate warm-up; Loshchilov & Hutter (2017), cosine decay; Bowman et al.
+(2016), KL warm-up. A faster machine takes more steps with the same warm-up and decay.
 """
 import contextlib
 import math
@@ -56,7 +55,3 @@ class Budget:
         """p in [0, 1] before step number `step` (0-based)."""
         done = self.elapsed() / self.seconds if self.seconds is not None else step / max(1, self.total_steps)
         return min(1.0, done)
-
-    def done(self, step: int) -> bool:
-        """True once the budget is used up; checked before every step, so a run stops within one step of it."""
-        return self.progress(step) >= 1.0

@@ -10,8 +10,6 @@ C = "C"  # the input image's channel count
 OUTPUT = "Output"  # the output channel count; equal to C, because Step 22 adds the input image
 SCALAR = "Scalar"
 
-Channels = Union[int, str]
-
 
 @dataclass(frozen=True)
 class Step:
@@ -20,7 +18,7 @@ class Step:
     step: str
     operation: str
     divisor: Optional[int]  # H and W are divided by this; None for the "Scalar" row
-    channels: Optional[Channels]
+    channels: Union[int, str, None]
 
     def shape(self, height: int, width: int, channels: int) -> Union[tuple, str]:
         """The spec shape (H, W, C) for an input of this size, or "Scalar"."""
@@ -125,7 +123,7 @@ def encoder_stages() -> list[tuple[int, tuple[Step, Step, Step]]]:
     return [(s[0].channels, s) for s in stages]
 
 
-def decoder_stages() -> list[tuple[Channels, tuple[Step, Step, Step, Step]]]:
+def decoder_stages() -> list[tuple[Union[int, str], tuple[Step, Step, Step, Step]]]:
     """The decoder as (filters, (upconv, skip, conv, conv)) stages, read off the table."""
     stages = [tuple(DECODER[i:i + 4]) for i in range(0, len(DECODER), 4)]
     assert all([r.kind for r in s] == ["upconv", "skip", "conv", "conv"] for s in stages), "table is not up-skip-conv-conv"

@@ -1,8 +1,7 @@
 """A readable training loop: seeded, resumable, with a validation pass, a NaN guard and atomic checkpoints.
 
-The recipe (AdamW, learning-rate warm-up and cosine decay, KL warm-up, optional free bits, gradient clipping)
-follows Bowman et al. (2016) and Kingma et al. (2016); units are nats per image. Like nanoGPT's `model_args`, every
-checkpoint keeps the plain config dicts that shaped its weights, so a run is resumed or reused only when they match.
+References: Bowman et al. (2016), KL warm-up; Kingma et al. (2016), free bits; nanoGPT, whose `model_args` in the
+checkpoint is the model for the run identity: a run is resumed or reused only when its stored configs match.
 """
 import contextlib
 import json
@@ -151,8 +150,6 @@ def evaluate(model, loader, cfg: TrainConfig, seed: int = 0) -> dict:
             "rate_per_channel": (per_channel / n).cpu().tolist()}
 
 
-# --- what shaped a checkpoint's weights ----------------------------------------------------------------
-
 NOT_IDENTITY = ("epochs", "minutes", "progress", "log_every", "device")  # how long or visibly, not what, it trains
 DATA_NOT_IDENTITY = ("root", "download", "n_test", "batch_size", "image_size", "channels")  # image shape is recorded
 
@@ -185,31 +182,26 @@ def identity_diff(stored, new: dict) -> list:
 
 
 def _rng_state(loader) -> dict:
-    state = {"torch": torch.get_rng_state()}  # CPU tensors, whatever the device
-    if getattr(loader, "generator", None) is not None:
-        state["loader"] = loader.generator.get_state()
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """Every RNG a resumed run continues from, as CPU tensors: torch's, the loader's shuffling, each GPU's."""
+    gen = getattr(loader, "generator", None)
+    return {"torch": torch.get_rng_state(), "loader": None if gen is None else gen.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(loader, state: dict):
     torch.set_rng_state(state["torch"])
-    if "loader" in state and getattr(loader, "generator", None) is not None:
+    if state.get("loader") is not None and getattr(loader, "generator", None) is not None:
         loader.generator.set_state(state["loader"])
-    if "cuda" in state and torch.cuda.is_available():
+    if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint: Optional[str] = None,
           resume: bool = False, data: Optional[dict] = None) -> dict:
-    """Train `model` in place (it moves to cfg.device) and return its history {"step": [...], "epoch": [...]}.
-
-    The run lasts cfg.epochs, or cfg.minutes of training time (validation and saving do not count). `checkpoint` is
-    saved atomically after every epoch; resume=True continues from it, and refuses one trained with other settings.
-    Ctrl-C saves and re-raises; a NaN loss raises TrainingDiverged and keeps the last good checkpoint. `data`:
-    make_loaders settings beyond what the loader shows, for the run identity.
-    """
+    """Train `model` in place (on cfg.device) for cfg.epochs or cfg.minutes of training time; returns its history
+    {"step": [...], "epoch": [...]}. `checkpoint` is saved atomically every epoch and on Ctrl-C; resume=True goes on
+    from it if it holds the same run. A NaN loss raises TrainingDiverged and keeps the last good checkpoint. `data`:
+    make_loaders settings beyond what the loader shows, for the run identity."""
     model, device = prepare(model, cfg)
     optimizer = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(resolve_precision(cfg.precision, device), device))
@@ -260,7 +252,7 @@ def train(model: SkipVAE, train_loader, val_loader, cfg: TrainConfig, checkpoint
                 save(epoch, seconds)
 
     try:
-        while not budget.done(step):
+        while budget.progress(step) < 1.0:  # checked before every step: a run stops within one step of its budget
             model.train()
             bar = tqdm(train_loader, desc=f"epoch {epoch + 1}", disable=not cfg.progress, leave=False)
             for x, _ in bar:

@@ -1,7 +1,6 @@
 """Every picture of the tutorial, one function each, returning its matplotlib Figure (runtime.save_figure writes it).
 
-References: t-SNE (van der Maaten & Hinton, 2008) and PCA via scikit-learn; spherical interpolation (Shoemake,
-1985; White, "Sampling Generative Networks", 2016).
+References: van der Maaten & Hinton (2008), t-SNE; Shoemake (1985) and White (2016), spherical interpolation.
 """
 from typing import Optional, Sequence
 
@@ -151,9 +150,8 @@ def embedding(means: torch.Tensor, colors: dict, seed: int = 0):
 
 def factor_correlation(means: torch.Tensor, factors: torch.Tensor, factor_names: Sequence[str],
                        channels: Sequence[int]):
-    """|Pearson r| between each continuous true factor and the given latent channels, plus each factor's best
-    channel of all; the value is written in every cell. Shape is left out: it is categorical (the linear probe
-    measures it). So is a rotation of a quarter turn or more, which no single number per channel could follow."""
+    """|Pearson r| between each continuous true factor and the given latent channels, plus each factor's best channel.
+    Left out: shape (categorical; the probe measures it) and a rotation of a quarter turn or more (no r can follow)."""
     keep = [j for j, n in enumerate(factor_names) if n != "shape" and
             (n != "rotation" or float(factors[:, j].max() - factors[:, j].min()) < np.pi / 2)]
     full = factor_correlations(means, factors[:, keep])  # (F, D)
@@ -216,8 +214,7 @@ def loss_curves(histories: dict, title: str = ""):
 
 
 def compare_runs(histories: dict, title: str = ""):
-    """Validation -ELBO against images seen, one line per {name: history}, on log axes: where one run stands on
-    another's curve."""
+    """Validation -ELBO against images seen, one line per {name: history}, on log axes."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for name, history in histories.items():
         ep = history["epoch"]
@@ -250,8 +247,6 @@ def factor_histograms(dataset, title: str = ""):
     axes[0, 0].set_ylabel("images")
     return _finish(fig, title or f"The factors of {len(dataset):,} images of {dataset.name!r}")
 
-
-# --- the architecture, drawn from spec.py ---------------------------------------------------------------
 
 def _box(ax, x, y, w, h, text, color, size=8.5):
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",

@@ -71,8 +71,7 @@ class LatentExplorer:
 
 
 def show_explorer(model, images: torch.Tensor, channels: Sequence[int], labels: Sequence[str] = ()):
-    """Display the explorer and, for readers without a live kernel (GitHub, nbval, papermill), a static
-    traversal of the same channels; returns the explorer."""
+    """Display the explorer, and a static traversal of its channels for readers without a live kernel; return it."""
     explorer = LatentExplorer(model, images, channels, labels)
     display(explorer.widget)
     viz.traversal(model, images[0], channels)
