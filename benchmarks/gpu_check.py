@@ -53,7 +53,7 @@ class StepRun:
         self.model, _ = train.prepare(SkipVAE(config.MODEL), self.cfg)
         self.opt = train.make_optimizer(self.model, self.cfg, device)
         used = runtime.resolve_precision(precision, device)
-        self.scaler = torch.amp.GradScaler("cuda") if runtime.needs_grad_scaler(used, device) else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=runtime.needs_grad_scaler(used, device))  # as train() does
         self.x = train.to_device(x, device, self.cfg)
 
     def round(self, steps: int):
@@ -70,7 +70,7 @@ class StepRun:
         losses = torch.stack(self.losses).float().cpu()
         finite = bool(torch.isfinite(losses).all())
         step = statistics.median(self.seconds)
-        note = ("GradScaler" if self.scaler is not None else
+        note = ("GradScaler" if self.scaler.is_enabled() else
                 ("emulated" if self.precision == "bf16" and not runtime.native_bf16(self.device) else ""))
         return {"check": "train step", "precision": self.precision,
                 "result": "ok" if finite else "FAILED: loss not finite",
